@@ -1,0 +1,162 @@
+//! The MongoDB message store: collection `messages`, one document per message.
+//!
+//! Appends are one unordered `insert_many` per batch; a duplicate-key error on the
+//! `{conv, sender, client_id}` index marks a resend, answered with the stored message.
+
+use futures_util::TryStreamExt;
+use mongodb::bson::{doc, Bson};
+use mongodb::error::ErrorKind;
+use mongodb::options::IndexOptions;
+use mongodb::{Client, Collection, IndexModel};
+use schema::message::{Appended, MessageRecord, Page};
+use schema::{ConvId, UserId};
+
+use super::{MessageStore, StoreError, StoreFuture};
+
+/// MongoDB's duplicate-key error code.
+const DUPLICATE_KEY: i32 = 11000;
+
+/// Messages in a MongoDB collection.
+#[derive(Clone)]
+pub struct MongoMessageStore {
+    coll: Collection<MessageRecord>,
+}
+
+impl MongoMessageStore {
+    /// Connects, selects `database.messages` and makes sure its indexes exist.
+    pub async fn connect(url: &str, database: &str) -> Result<Self, StoreError> {
+        let client = Client::with_uri_str(url).await?;
+        let coll = client.database(database).collection::<MessageRecord>("messages");
+        let unique = || IndexOptions::builder().unique(true).build();
+        coll.create_indexes([
+            IndexModel::builder()
+                .keys(doc! {"conv": 1, "seq": 1})
+                .options(unique())
+                .build(),
+            IndexModel::builder().keys(doc! {"conv": 1, "ts": 1}).build(),
+            IndexModel::builder()
+                .keys(doc! {"conv": 1, "sender": 1, "client_id": 1})
+                .options(unique())
+                .build(),
+        ])
+        .await?;
+        Ok(MongoMessageStore { coll })
+    }
+
+    /// The names of the collection's indexes (for tests and diagnostics).
+    pub async fn index_names(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.coll.list_index_names().await?)
+    }
+
+    async fn append_batch(coll: Collection<MessageRecord>, batch: Vec<MessageRecord>) -> Result<Vec<Appended>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dup_indexes: Vec<usize> = match coll.insert_many(&batch).ordered(false).await {
+            Ok(_) => Vec::new(),
+            Err(e) => match *e.kind {
+                ErrorKind::InsertMany(ref ime)
+                    if ime.write_concern_error.is_none()
+                        && ime.write_errors.as_ref().is_some_and(|w| w.iter().all(|we| we.code == DUPLICATE_KEY)) =>
+                {
+                    ime.write_errors.iter().flatten().map(|we| we.index).collect()
+                }
+                _ => return Err(e.into()),
+            },
+        };
+        let mut out: Vec<Appended> = Vec::with_capacity(batch.len());
+        for (i, m) in batch.into_iter().enumerate() {
+            if !dup_indexes.contains(&i) {
+                out.push(Appended::Stored(m));
+                continue;
+            }
+            let prev = coll
+                .find_one(doc! {"conv": m.conv.as_str(), "sender": m.sender.0, "client_id": &m.client_id})
+                .await?;
+            match prev {
+                Some(prev) => out.push(Appended::Duplicate(prev)),
+                None => return Err(StoreError::SeqTaken { conv: m.conv, seq: m.seq }),
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl MessageStore for MongoMessageStore {
+    fn name(&self) -> &'static str {
+        "mongodb"
+    }
+
+    fn append(&self, batch: Vec<MessageRecord>) -> StoreFuture<Vec<Appended>> {
+        let coll = self.coll.clone();
+        Box::pin(Self::append_batch(coll, batch))
+    }
+
+    fn find_by_client_id(&self, conv: ConvId, sender: UserId, client_id: String) -> StoreFuture<Option<MessageRecord>> {
+        let coll = self.coll.clone();
+        Box::pin(async move {
+            Ok(coll
+                .find_one(doc! {"conv": conv.0, "sender": sender.0, "client_id": client_id})
+                .await?)
+        })
+    }
+
+    fn get(&self, conv: ConvId, seq: i64) -> StoreFuture<Option<MessageRecord>> {
+        let coll = self.coll.clone();
+        Box::pin(async move { Ok(coll.find_one(doc! {"conv": conv.0, "seq": seq}).await?) })
+    }
+
+    fn page(&self, conv: ConvId, page: Page, floor: i64, limit: i64) -> StoreFuture<Vec<MessageRecord>> {
+        let coll = self.coll.clone();
+        Box::pin(async move {
+            let (filter, order) = match page {
+                Page::After(n) => (doc! {"conv": conv.0, "seq": {"$gt": n.max(floor)}}, 1),
+                Page::Before(n) => (doc! {"conv": conv.0, "seq": {"$gt": floor, "$lt": n}}, -1),
+            };
+            let mut v: Vec<MessageRecord> = coll
+                .find(filter)
+                .sort(doc! {"seq": order})
+                .limit(limit)
+                .await?
+                .try_collect()
+                .await?;
+            if order < 0 {
+                v.reverse();
+            }
+            Ok(v)
+        })
+    }
+
+    fn max_seq(&self, conv: ConvId) -> StoreFuture<i64> {
+        let coll = self.coll.clone();
+        Box::pin(async move {
+            let last = coll
+                .find_one(doc! {"conv": conv.0})
+                .sort(doc! {"seq": -1})
+                .await?;
+            Ok(last.map(|m| m.seq).unwrap_or(0))
+        })
+    }
+
+    fn recall(&self, conv: ConvId, seq: i64, at: i64) -> StoreFuture<bool> {
+        let coll = self.coll.clone();
+        Box::pin(async move {
+            let res = coll
+                .update_one(
+                    doc! {"conv": conv.0, "seq": seq, "recalled_at": Bson::Null},
+                    doc! {"$set": {"body": Bson::Null, "recalled_at": at}},
+                )
+                .await?;
+            Ok(res.modified_count == 1)
+        })
+    }
+
+    fn ping(&self) -> StoreFuture<()> {
+        let db = self.coll.namespace().db;
+        let client = self.coll.client().clone();
+        Box::pin(async move {
+            client.database(&db).run_command(doc! {"ping": 1}).await?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,3 @@
+DROP TABLE friendships;
+DROP TABLE friend_requests;
+DROP TABLE friend_categories;

@@ -1,0 +1,243 @@
+//! SQL storage: the connection enum over SQLite and PostgreSQL, the pool, migrations, and the
+//! queries of each area (one module per area, queries beside their models).
+//!
+//! Everything here is blocking Diesel code. It must run on a `SyncArbiter` thread or a blocking
+//! pool, never on an async event loop; `actors::db` provides that.
+
+pub mod devices;
+pub mod friends;
+pub mod messages;
+pub mod models;
+pub mod schema;
+pub mod scratch;
+pub mod users;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+/// Migrations for the SQLite backend, embedded at build time.
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+/// Migrations for the PostgreSQL backend, embedded at build time (same names as SQLite's).
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+/// How long a SQLite connection waits for a lock held by another connection.
+pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+
+/// A connection to either supported database, chosen at start-up from the URL.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    /// A PostgreSQL connection (cluster deployments).
+    Postgresql(diesel::PgConnection),
+    /// An embedded SQLite connection (single node, the default).
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// Errors of the SQL layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database URL is neither `sqlite://...` nor `postgres://...`.
+    #[error("unsupported database url {0:?}: use sqlite://PATH or postgres://...")]
+    BadUrl(String),
+    /// Connecting failed.
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[from] diesel::ConnectionError),
+    /// The pool had no connection to give in time.
+    #[error("database pool: {0}")]
+    Pool(String),
+    /// A query failed.
+    #[error("database query: {0}")]
+    Query(#[from] diesel::result::Error),
+    /// Applying migrations failed.
+    #[error("database migration: {0}")]
+    Migration(String),
+    /// Creating the SQLite directory failed.
+    #[error("database file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl DbError {
+    /// True when the error is a unique-constraint violation (a lost race on an insert).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
+/// Which backend a URL points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbUrl {
+    /// `sqlite://PATH` (relative or absolute path; `sqlite://:memory:` for a private in-memory db).
+    Sqlite(String),
+    /// `postgres://...` or `postgresql://...`, passed to libpq unchanged.
+    Postgres(String),
+}
+
+impl DbUrl {
+    /// Parses a database URL from the config.
+    pub fn parse(url: &str) -> Result<Self, DbError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(DbError::BadUrl(url.to_owned()));
+            }
+            Ok(DbUrl::Sqlite(path.to_owned()))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DbUrl::Postgres(url.to_owned()))
+        } else {
+            Err(DbError::BadUrl(url.to_owned()))
+        }
+    }
+
+    /// True for SQLite.
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, DbUrl::Sqlite(_))
+    }
+
+    /// Opens one connection, creating the SQLite file's directory if needed.
+    pub fn connect(&self) -> Result<AnyConnection, DbError> {
+        match self {
+            DbUrl::Sqlite(path) => {
+                if path != ":memory:" {
+                    if let Some(dir) = Path::new(path).parent() {
+                        if !dir.as_os_str().is_empty() {
+                            std::fs::create_dir_all(dir)?;
+                        }
+                    }
+                }
+                let mut conn = diesel::SqliteConnection::establish(path)?;
+                conn.batch_execute(&format!(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};"
+                ))?;
+                Ok(AnyConnection::Sqlite(conn))
+            }
+            DbUrl::Postgres(url) => Ok(AnyConnection::Postgresql(diesel::PgConnection::establish(
+                url,
+            )?)),
+        }
+    }
+}
+
+/// r2d2 connection manager for [`AnyConnection`].
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: DbUrl,
+}
+
+impl ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
+        self.url.connect().map_err(|e| match e {
+            DbError::Connect(c) => r2d2::Error::ConnectionError(c),
+            other => r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(
+                other.to_string(),
+            )),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1").map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        use diesel::r2d2::R2D2Connection;
+        conn.is_broken()
+    }
+}
+
+/// A pooled database: the pool plus, for SQLite, the lock that serialises writers.
+///
+/// SQLite allows one writer at a time and a deferred transaction that upgrades to a write lock
+/// can fail with `SQLITE_BUSY` without waiting. All write transactions of this process therefore
+/// go through [`Database::write`], which holds a process-wide mutex on SQLite (and nothing on
+/// PostgreSQL, where row locks and constraints do the job).
+#[derive(Clone)]
+pub struct Database {
+    pool: r2d2::Pool<Manager>,
+    url: DbUrl,
+    write_lock: Option<Arc<Mutex<()>>>,
+}
+
+/// A connection borrowed from the pool.
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+impl Database {
+    /// Builds a pool of `size` connections (at least one) and checks that one connection works.
+    pub fn open(url: &str, size: u32, timeout: Duration) -> Result<Self, DbError> {
+        let url = DbUrl::parse(url)?;
+        // An in-memory SQLite database exists per connection: it needs exactly one.
+        let size = if url == DbUrl::Sqlite(":memory:".into()) { 1 } else { size.max(1) };
+        let pool = r2d2::Pool::builder()
+            .max_size(size)
+            .min_idle(Some(1))
+            .connection_timeout(timeout)
+            .build(Manager { url: url.clone() })
+            .map_err(|e| DbError::Pool(e.to_string()))?;
+        let write_lock = url.is_sqlite().then(|| Arc::new(Mutex::new(())));
+        Ok(Database { pool, url, write_lock })
+    }
+
+    /// The backend in use.
+    pub fn url(&self) -> &DbUrl {
+        &self.url
+    }
+
+    /// Borrows a connection.
+    pub fn get(&self) -> Result<PooledConn, DbError> {
+        self.pool.get().map_err(|e| DbError::Pool(e.to_string()))
+    }
+
+    /// Applies pending migrations for the backend in use; returns the names applied.
+    pub fn migrate(&self) -> Result<Vec<String>, DbError> {
+        let mut conn = self.get()?;
+        let _guard = self.lock_writes();
+        let applied = match &mut *conn {
+            AnyConnection::Sqlite(c) => c
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|v| v.iter().map(|m| m.to_string()).collect()),
+            AnyConnection::Postgresql(c) => c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.iter().map(|m| m.to_string()).collect()),
+        };
+        applied.map_err(|e| DbError::Migration(e.to_string()))
+    }
+
+    /// Runs `f` on a pooled connection (reads, or single-statement writes).
+    pub fn read<R>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<R, DbError>) -> Result<R, DbError> {
+        let mut conn = self.get()?;
+        f(&mut conn)
+    }
+
+    /// Runs `f` in a write transaction (serialised with other writers on SQLite).
+    pub fn write<R>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<R, DbError>) -> Result<R, DbError> {
+        let mut conn = self.get()?;
+        let _guard = self.lock_writes();
+        AnyConnection::transaction(&mut conn, f)
+    }
+
+    fn lock_writes(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        // A poisoned lock only means another writer panicked; the database itself is consistent.
+        self.write_lock
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Checks that the database answers (`/readyz`).
+    pub fn ping(&self) -> Result<(), DbError> {
+        let mut conn = self.get()?;
+        conn.batch_execute("SELECT 1")?;
+        Ok(())
+    }
+}

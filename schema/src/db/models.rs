@@ -1,0 +1,123 @@
+//! Rows of the SQL tables as Rust structs (one `Queryable` per table, `Insertable`s beside them).
+
+use diesel::prelude::*;
+
+use super::schema::{devices, friend_categories, friend_requests, friendships, users};
+
+/// A row of `users`.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub username_lower: String,
+    pub password_hash: String,
+    pub phone: Option<String>,
+    pub nickname: String,
+    pub nickname_lower: String,
+    pub avatar_url: Option<String>,
+    pub bio: Option<String>,
+    pub banned_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A user to insert (registration).
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser {
+    pub username: String,
+    pub username_lower: String,
+    pub password_hash: String,
+    pub phone: Option<String>,
+    pub nickname: String,
+    pub nickname_lower: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A row of `devices`: one logged-in device and the hash of its token.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = devices)]
+pub struct Device {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub token_hash: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A device to insert (login).
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = devices)]
+pub struct NewDevice {
+    pub user_id: i64,
+    pub name: String,
+    pub token_hash: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+}
+
+/// A row of `friend_categories`.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = friend_categories)]
+pub struct Category {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub name_lower: String,
+    pub is_default: bool,
+    pub created_at: i64,
+}
+
+/// A category to insert.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = friend_categories)]
+pub struct NewCategory {
+    pub user_id: i64,
+    pub name: String,
+    pub name_lower: String,
+    pub is_default: bool,
+    pub created_at: i64,
+}
+
+/// A row of `friend_requests`.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = friend_requests)]
+pub struct FriendRequest {
+    pub id: i64,
+    pub from_user_id: i64,
+    pub to_user_id: i64,
+    pub message: String,
+    pub status: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A request to insert.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = friend_requests)]
+pub struct NewFriendRequest {
+    pub from_user_id: i64,
+    pub to_user_id: i64,
+    pub message: String,
+    pub status: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A row of `friendships` (one per side of a friendship).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = friendships)]
+pub struct Friendship {
+    pub user_id: i64,
+    pub friend_id: i64,
+    pub category_id: i64,
+    pub remark: Option<String>,
+    pub dnd: bool,
+    pub created_at: i64,
+}

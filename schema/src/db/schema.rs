@@ -1,0 +1,94 @@
+//! The portable Diesel schema shared by the SQLite and PostgreSQL backends.
+//!
+//! Written by hand to match `migrations/sqlite` and `migrations/postgres` (which create the same
+//! tables with backend-specific id types). Times are `BigInt` milliseconds since the Unix epoch.
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        username -> Text,
+        username_lower -> Text,
+        password_hash -> Text,
+        phone -> Nullable<Text>,
+        nickname -> Text,
+        nickname_lower -> Text,
+        avatar_url -> Nullable<Text>,
+        bio -> Nullable<Text>,
+        banned_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    devices (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        name -> Text,
+        token_hash -> Text,
+        created_at -> BigInt,
+        last_seen_at -> BigInt,
+        expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    messages (conv_id, seq) {
+        conv_id -> Text,
+        seq -> BigInt,
+        sender_id -> BigInt,
+        client_id -> Text,
+        kind -> Text,
+        body -> Nullable<Text>,
+        mentions -> Nullable<Text>,
+        mention_all -> Bool,
+        created_at -> BigInt,
+        recalled_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    friend_categories (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        name -> Text,
+        name_lower -> Text,
+        is_default -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    friend_requests (id) {
+        id -> BigInt,
+        from_user_id -> BigInt,
+        to_user_id -> BigInt,
+        message -> Text,
+        status -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    friendships (user_id, friend_id) {
+        user_id -> BigInt,
+        friend_id -> BigInt,
+        category_id -> BigInt,
+        remark -> Nullable<Text>,
+        dnd -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(devices -> users (user_id));
+diesel::joinable!(friendships -> friend_categories (category_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    devices,
+    messages,
+    friend_categories,
+    friend_requests,
+    friendships,
+);

@@ -1,0 +1,18 @@
+//! The shape of IM-Server's data: ids, time, the SQL schema with its models and queries, and the
+//! stored message. No actix here; everything is plain data and blocking Diesel code.
+//!
+//! # Layout
+//!
+//! - [`ids`]: newtype ids (`UserId`, `ConvId`, ...) and the conversation-id format.
+//! - [`clock`]: the millisecond clock every time rule reads (tests move it).
+//! - [`db`]: the connection enum over SQLite and PostgreSQL, the pool, embedded migrations, and one
+//!   query module per area (`users`, `devices`, `friends`, `messages`).
+//! - [`message`]: the stored message record shared by the SQL and MongoDB message stores.
+
+pub mod clock;
+pub mod db;
+pub mod ids;
+pub mod message;
+
+pub use clock::Clock;
+pub use ids::{CategoryId, ConvId, ConvKind, DeviceId, GroupId, NodeId, RequestId, UserId};

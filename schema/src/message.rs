@@ -1,0 +1,87 @@
+//! The stored message: one shape for every message store (SQL rows and MongoDB documents).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ConvId, UserId};
+
+/// What a message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// Text written by a user.
+    Text,
+    /// A system message in a group's sequence (joined, left, renamed, ...); `body` holds JSON.
+    System,
+}
+
+impl MessageKind {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Text => "text",
+            MessageKind::System => "system",
+        }
+    }
+
+    /// Parses a stored name; unknown names read as text rather than failing a whole page.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "system" => MessageKind::System,
+            _ => MessageKind::Text,
+        }
+    }
+}
+
+/// A message as persisted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    /// The conversation.
+    pub conv: ConvId,
+    /// Position in the conversation, from 1, increasing.
+    pub seq: i64,
+    /// Who sent it (0 for system messages without an actor).
+    pub sender: UserId,
+    /// The sender's id for dedup of resends (unique per conversation and sender).
+    pub client_id: String,
+    /// Text or system.
+    pub kind: MessageKind,
+    /// The text; `None` once recalled.
+    pub body: Option<String>,
+    /// Mentioned users (groups).
+    #[serde(default)]
+    pub mentions: Vec<UserId>,
+    /// `@all` (groups, owner and admins only).
+    #[serde(default)]
+    pub mention_all: bool,
+    /// Server time of acceptance, ms since the Unix epoch.
+    pub ts: i64,
+    /// When it was recalled, if it was.
+    pub recalled_at: Option<i64>,
+}
+
+/// The outcome of appending one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored as given.
+    Stored(MessageRecord),
+    /// The same (conv, sender, client id) was stored before; this is that message.
+    Duplicate(MessageRecord),
+}
+
+impl Appended {
+    /// The message that is durable for this client id.
+    pub fn record(&self) -> &MessageRecord {
+        match self {
+            Appended::Stored(m) | Appended::Duplicate(m) => m,
+        }
+    }
+}
+
+/// Which page of a conversation to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// Messages with seq > n, oldest first.
+    After(i64),
+    /// Messages with seq < n, returned oldest first (the page just before n).
+    Before(i64),
+}

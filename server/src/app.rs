@@ -1,0 +1,106 @@
+//! Start-up wiring: open storage, start the actors, build and bind the HTTP server.
+//!
+//! [`start`] is what `main` runs and what integration tests run (on port 0), so tests exercise
+//! exactly the production wiring.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{dev::ServerHandle, middleware, web, App, HttpServer};
+use actors::db::Db;
+use actors::store::{MessageStore, MongoMessageStore, SqlMessageStore};
+use anyhow::Context;
+use schema::db::Database;
+use schema::Clock;
+
+use crate::config::{MessageBackend, Settings};
+use crate::events::Events;
+use crate::routes;
+use crate::state::AppState;
+
+/// A started node.
+pub struct Running {
+    /// The address the HTTP server listens on.
+    pub addr: SocketAddr,
+    /// Stops the HTTP server (gracefully with `stop(true)`).
+    pub handle: ServerHandle,
+    /// The shared state (tests reach the clock and the database through it).
+    pub state: web::Data<AppState>,
+    server: actix_web::dev::Server,
+}
+
+impl Running {
+    /// Serves until the server is stopped.
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Opens storage, applies migrations, starts actors and binds the HTTP server.
+///
+/// The returned server is not yet polled: call [`Running::wait`] (or spawn it).
+pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> {
+    let db_settings = settings.database.clone();
+    let database = tokio::task::spawn_blocking(move || -> anyhow::Result<Database> {
+        let db = Database::open(&db_settings.url, db_settings.pool_size, Duration::from_secs(db_settings.connect_timeout_secs))
+            .with_context(|| format!("opening database {}", crate::config::mask_url(&db_settings.url)))?;
+        if db_settings.run_migrations {
+            let applied = db.migrate().context("applying migrations")?;
+            for m in applied {
+                log::info!("applied migration {m}");
+            }
+        }
+        Ok(db)
+    })
+    .await??;
+    let db = Db::start(database, settings.database.pool_size as usize);
+
+    let store: Arc<dyn MessageStore> = match settings.messages.backend {
+        MessageBackend::Sql => Arc::new(SqlMessageStore::new(db.clone())),
+        MessageBackend::Mongodb => Arc::new(
+            MongoMessageStore::connect(&settings.messages.mongodb_url, &settings.messages.mongodb_database)
+                .await
+                .with_context(|| format!("connecting to MongoDB at {}", crate::config::mask_url(&settings.messages.mongodb_url)))?,
+        ),
+    };
+
+    let cost = settings.auth.bcrypt_cost;
+    let dummy_hash = web::block(move || bcrypt::hash(crate::auth::new_token(), cost)).await??;
+
+    let state = web::Data::new(AppState {
+        settings: settings.clone(),
+        db,
+        store,
+        clock,
+        events: Events::default(),
+        dummy_hash,
+    });
+
+    let max_body = settings.server.max_body_bytes;
+    let app_state = state.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .app_data(web::JsonConfig::default().limit(max_body).error_handler(routes::json_error))
+            .app_data(web::PayloadConfig::default().limit(max_body))
+            .app_data(web::QueryConfig::default().error_handler(routes::query_error))
+            .app_data(web::PathConfig::default().error_handler(routes::path_error))
+            .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("im::http"))
+            .configure(routes::configure)
+            .default_service(web::to(routes::not_found))
+    })
+    .disable_signals()
+    .shutdown_timeout(settings.server.shutdown_timeout_secs);
+    if settings.server.workers > 0 {
+        server = server.workers(settings.server.workers);
+    }
+    let server = server
+        .bind(&settings.server.bind)
+        .with_context(|| format!("binding {}", settings.server.bind))?;
+    let addr = server.addrs().first().copied().context("the server bound no address")?;
+    let server = server.run();
+    let handle = server.handle();
+    crate::tasks::spawn_background(&state);
+    Ok(Running { addr, handle, state, server })
+}

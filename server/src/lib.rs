@@ -1,0 +1,21 @@
+//! The IM-Server node: configuration, start-up wiring, HTTP routes and the error mapping.
+//!
+//! # Layout
+//!
+//! - [`config`]: layered settings (defaults, TOML file, `IM__SECTION__KEY` environment).
+//! - [`app`]: [`app::start`] opens storage, starts actors and binds the HTTP server.
+//! - [`routes`]: `/healthz`, `/readyz` and `/api/v1` handlers, one module per area.
+//! - [`auth`]: passwords, tokens and the [`auth::Authed`] extractor.
+//! - [`error`]: [`error::ApiError`], the `{"error", "message"}` body every failure uses.
+//! - [`events`]: pushes events to users' online devices.
+//! - [`state`]: [`state::AppState`], what handlers share.
+//! - [`tasks`]: periodic background work (sweepers).
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod routes;
+pub mod state;
+pub mod tasks;

@@ -1,0 +1,75 @@
+//! `im-server`: runs one IM-Server node.
+//!
+//! With no configuration it runs a single embedded node (SQLite under `./data/`, 127.0.0.1:8080).
+//! `--config PATH` (or `IM_CONFIG`) adds a TOML file; `IM__SECTION__KEY` variables override both.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use server::config::Settings;
+
+/// Command line of `im-server`.
+#[derive(Debug, Parser)]
+#[command(name = "im-server", version, about = "IM-Server: an actor-model instant-messaging node")]
+struct Cli {
+    /// TOML configuration file (overrides IM_CONFIG).
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> std::process::ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let settings = match Settings::from_env(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    log::info!("im-server {} starting with config {}", env!("CARGO_PKG_VERSION"), settings.masked());
+    match actix_web::rt::System::new().block_on(run(settings)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
+    let running = server::app::start(settings, schema::Clock::system()).await?;
+    log::info!("listening on http://{}", running.addr);
+    let handle = running.handle.clone();
+    actix_web::rt::spawn(async move {
+        wait_for_signal().await;
+        log::info!("shutdown signal received, stopping gracefully");
+        handle.stop(true).await;
+    });
+    running.wait().await?;
+    log::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                log::warn!("cannot listen for SIGTERM: {e}");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,26 @@
+//! What every request handler shares: config, database, message store, clock, event hooks.
+
+use std::sync::Arc;
+
+use actors::db::Db;
+use actors::store::MessageStore;
+use schema::Clock;
+
+use crate::config::Settings;
+use crate::events::Events;
+
+/// Shared application state (behind `web::Data`).
+pub struct AppState {
+    /// The effective configuration.
+    pub settings: Settings,
+    /// The SQL database (Diesel workers).
+    pub db: Db,
+    /// Where chat messages are persisted.
+    pub store: Arc<dyn MessageStore>,
+    /// The clock time rules read.
+    pub clock: Clock,
+    /// Where user-facing events (friend requests, ...) are pushed.
+    pub events: Events,
+    /// A bcrypt hash at the configured cost, checked when a login names no known user.
+    pub dummy_hash: String,
+}
