@@ -72,6 +72,15 @@ impl Db {
         self.exec(Box::new(move |db| db.write(f))).await
     }
 
+    /// Runs `f` in a write transaction, retrying when it lost a race to a concurrent one.
+    pub async fn write_retrying<R, F>(&self, f: F) -> Result<R, DbError>
+    where
+        R: Send + 'static,
+        F: Fn(&mut AnyConnection) -> Result<R, DbError> + Send + 'static,
+    {
+        self.exec(Box::new(move |db| db.write_retrying(f))).await
+    }
+
     /// Checks that a connection can be had and answers.
     pub async fn ping(&self) -> Result<(), DbError> {
         self.exec(Box::new(|db| db.ping())).await

@@ -33,3 +33,6 @@ CREATE TABLE friendships (
     PRIMARY KEY (user_id, friend_id)
 );
 CREATE INDEX friendships_category_idx ON friendships (user_id, category_id, friend_id);
+
+-- At most one pending request per direction and pair; a lost race shows as a unique violation.
+CREATE UNIQUE INDEX friend_requests_one_pending_idx ON friend_requests (from_user_id, to_user_id) WHERE status = 'pending';

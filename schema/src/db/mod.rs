@@ -26,6 +26,9 @@ pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migratio
 /// Migrations for the PostgreSQL backend, embedded at build time (same names as SQLite's).
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 
+/// How often [`Database::write_retrying`] retries a transaction that lost a race.
+pub const WRITE_RETRIES: u32 = 3;
+
 /// How long a SQLite connection waits for a lock held by another connection.
 pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
 
@@ -62,6 +65,18 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// True when a concurrent transaction won: a unique violation or a serialization failure.
+    pub fn is_lost_race(&self) -> bool {
+        self.is_unique_violation()
+            || matches!(
+                self,
+                DbError::Query(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::SerializationFailure,
+                    _
+                ))
+            )
+    }
+
     /// True when the error is a unique-constraint violation (a lost race on an insert).
     pub fn is_unique_violation(&self) -> bool {
         matches!(
@@ -225,6 +240,19 @@ impl Database {
         let mut conn = self.get()?;
         let _guard = self.lock_writes();
         AnyConnection::transaction(&mut conn, f)
+    }
+
+    /// Like [`Database::write`], but retries (up to `WRITE_RETRIES` times) when the transaction
+    /// lost a race to a concurrent one: a unique violation or a serialization failure. `f` must
+    /// re-read whatever it decides on, so a retry sees the winner's rows.
+    pub fn write_retrying<R>(&self, f: impl Fn(&mut AnyConnection) -> Result<R, DbError>) -> Result<R, DbError> {
+        let mut attempt = 0;
+        loop {
+            match self.write(&f) {
+                Err(e) if attempt < WRITE_RETRIES && e.is_lost_race() => attempt += 1,
+                other => return other,
+            }
+        }
     }
 
     fn lock_writes(&self) -> Option<std::sync::MutexGuard<'_, ()>> {

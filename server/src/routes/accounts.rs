@@ -308,8 +308,8 @@ async fn profile(state: web::Data<AppState>, _me: Authed, path: web::Path<i64>) 
 #[derive(Debug, Deserialize)]
 struct SearchParams {
     q: String,
-    #[serde(flatten)]
-    page: PageParams,
+    page: Option<i64>,
+    size: Option<i64>,
 }
 
 /// A search hit: the public profile, plus the phone only when it was searched by exactly.
@@ -324,7 +324,7 @@ struct SearchHit {
 /// `GET /user/search?q=&page=&size=`: exact username or phone, or nickname prefix.
 async fn search(state: web::Data<AppState>, _me: Authed, params: web::Query<SearchParams>) -> ApiResult<HttpResponse> {
     let params = params.into_inner();
-    let (page, size) = params.page.resolve()?;
+    let (page, size) = PageParams { page: params.page, size: params.size }.resolve()?;
     let q = params.q.trim().to_owned();
     if q.is_empty() || q.chars().count() > 64 {
         return Err(ApiError::bad_request("invalid_query", "q must be 1-64 characters"));

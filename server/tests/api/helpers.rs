@@ -1,0 +1,181 @@
+//! The test harness: a running server per test, an HTTP client, and shorthands.
+
+use std::time::Duration;
+
+use actix_web::http::{Method, StatusCode};
+use schema::db::scratch::ScratchDb;
+use schema::Clock;
+use serde_json::{json, Value};
+use server::config::Settings;
+
+pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+/// Generates one `#[actix_rt::test]` per backend for each named async test function taking a
+/// `TestApp`: `mod sqlite { fn case() }` and `mod postgres { fn case() }`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[actix_rt::test]
+                async fn $case() -> $crate::helpers::TestResult {
+                    super::$case($crate::helpers::TestApp::spawn("sqlite").await?).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[actix_rt::test]
+                async fn $case() -> $crate::helpers::TestResult {
+                    super::$case($crate::helpers::TestApp::spawn("postgres").await?).await
+                }
+            )*
+        }
+    };
+}
+
+/// A running server with its own database.
+pub struct TestApp {
+    pub base: String,
+    pub clock: Clock,
+    pub state: actix_web::web::Data<server::state::AppState>,
+    client: awc::Client,
+    handle: actix_web::dev::ServerHandle,
+    _db: ScratchDb,
+}
+
+/// A logged-in user.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub token: String,
+    pub device_id: i64,
+}
+
+/// Settings for a test node on `url`: port 0, fast bcrypt, one worker.
+pub fn test_settings(url: &str) -> Settings {
+    let mut s = Settings::default();
+    s.server.bind = "127.0.0.1:0".into();
+    s.server.workers = 1;
+    s.database.url = url.into();
+    s.database.pool_size = 4;
+    s.auth.bcrypt_cost = 4;
+    s
+}
+
+impl TestApp {
+    /// Starts a server on a fresh database of `backend` (`sqlite` or `postgres`).
+    pub async fn spawn(backend: &str) -> TestResult<Self> {
+        let b = backend.to_owned();
+        let db = tokio::task::spawn_blocking(move || ScratchDb::of(&b)).await??;
+        Self::spawn_with(test_settings(&db.url), db).await
+    }
+
+    /// Starts a server with the given settings on an already created database.
+    pub async fn spawn_with(settings: Settings, db: ScratchDb) -> TestResult<Self> {
+        let clock = Clock::system();
+        let running = server::app::start(settings, clock.clone()).await?;
+        let base = format!("http://{}", running.addr);
+        let handle = running.handle.clone();
+        let state = running.state.clone();
+        actix_rt::spawn(running.wait());
+        let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+        Ok(TestApp { base, clock, state, client, handle, _db: db })
+    }
+
+    /// Sends a request; returns the status and the JSON body (`Null` when empty).
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> TestResult<(StatusCode, Value)> {
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.insert_header(("Authorization", format!("Bearer {t}")));
+        }
+        let mut resp = match body {
+            Some(b) => req.send_json(&b).await?,
+            None => req.send().await?,
+        };
+        let bytes = resp.body().limit(16 * 1024 * 1024).await?;
+        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes)? };
+        Ok((resp.status(), value))
+    }
+
+    /// Sends raw bytes with a content type (malformed-input tests).
+    pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>) -> TestResult<(StatusCode, Value)> {
+        let mut req = self.client.request(method, format!("{}{}", self.base, path)).insert_header(("Content-Type", content_type));
+        if let Some(t) = token {
+            req = req.insert_header(("Authorization", format!("Bearer {t}")));
+        }
+        let mut resp = req.send_body(body).await?;
+        let bytes = resp.body().limit(16 * 1024 * 1024).await?;
+        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes)? };
+        Ok((resp.status(), value))
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> TestResult<(StatusCode, Value)> {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> TestResult<(StatusCode, Value)> {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> TestResult<(StatusCode, Value)> {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> TestResult<(StatusCode, Value)> {
+        self.call(Method::PATCH, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> TestResult<(StatusCode, Value)> {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Registers `username` (password `password123`) and logs in.
+    pub async fn user(&self, username: &str) -> TestResult<User> {
+        let (s, body) = self.post("/api/v1/auth/register", None, json!({"username": username, "password": "password123"})).await?;
+        assert_eq!(s, StatusCode::CREATED, "register {username}: {body}");
+        self.login(username).await
+    }
+
+    /// Logs `username` in on a new device.
+    pub async fn login(&self, username: &str) -> TestResult<User> {
+        let (s, body) = self.post("/api/v1/auth/login", None, json!({"username": username, "password": "password123"})).await?;
+        assert_eq!(s, StatusCode::OK, "login {username}: {body}");
+        Ok(User {
+            id: body["user"]["id"].as_i64().ok_or("no user id")?,
+            username: username.to_owned(),
+            token: body["token"].as_str().ok_or("no token")?.to_owned(),
+            device_id: body["device_id"].as_i64().ok_or("no device id")?,
+        })
+    }
+
+    /// Makes `a` and `b` friends through a request and its acceptance.
+    pub async fn befriend(&self, a: &User, b: &User) -> TestResult {
+        let (s, r) = self.post("/api/v1/friend/request", Some(&a.token), json!({"to_user_id": b.id, "message": "hi"})).await?;
+        assert_eq!(s, StatusCode::CREATED, "{r}");
+        let id = r["id"].as_i64().ok_or("no request id")?;
+        let (s, r) = self.put(&format!("/api/v1/friend/request/{id}"), &b.token, json!({"action": "accept"})).await?;
+        assert_eq!(s, StatusCode::OK, "{r}");
+        Ok(())
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop accepting; the runtime ends with the test.
+        drop(self.handle.stop(false));
+    }
+}
+
+/// Asserts an error response's status and code.
+pub fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str) {
+    assert_eq!(got.0, status, "{}", got.1);
+    assert_eq!(got.1["error"], code, "{}", got.1);
+    assert!(got.1["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", got.1);
+}
+
+/// The `items` array of a list response (the error names the body otherwise).
+pub fn items(v: &Value) -> TestResult<&Vec<Value>> {
+    v["items"].as_array().ok_or_else(|| format!("no items in {v}").into())
+}

@@ -1,0 +1,7 @@
+//! HTTP integration tests: each test starts the real server (the production wiring of
+//! `server::app::start`) on port 0 with its own scratch database, and talks to it over HTTP.
+//! Every test runs against SQLite and against PostgreSQL.
+
+mod accounts;
+mod friends;
+mod helpers;
