@@ -87,9 +87,6 @@ impl Db {
     }
 
     async fn exec<R: Send + 'static>(&self, job: Job<R>) -> Result<R, DbError> {
-        self.addr
-            .send(Exec { job })
-            .await
-            .map_err(|e| DbError::Pool(format!("database workers unavailable: {e}")))?
+        self.addr.send(Exec { job }).await.map_err(|e| DbError::Pool(format!("database workers unavailable: {e}")))?
     }
 }

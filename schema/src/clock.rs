@@ -22,10 +22,7 @@ impl Clock {
 
     /// Milliseconds since the Unix epoch, plus the offset.
     pub fn now_ms(&self) -> i64 {
-        let sys = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let sys = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
         sys + self.offset_ms.load(Ordering::Relaxed)
     }
 

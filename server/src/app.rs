@@ -43,8 +43,12 @@ impl Running {
 pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> {
     let db_settings = settings.database.clone();
     let database = tokio::task::spawn_blocking(move || -> anyhow::Result<Database> {
-        let db = Database::open(&db_settings.url, db_settings.pool_size, Duration::from_secs(db_settings.connect_timeout_secs))
-            .with_context(|| format!("opening database {}", crate::config::mask_url(&db_settings.url)))?;
+        let db = Database::open(
+            &db_settings.url,
+            db_settings.pool_size,
+            Duration::from_secs(db_settings.connect_timeout_secs),
+        )
+        .with_context(|| format!("opening database {}", crate::config::mask_url(&db_settings.url)))?;
         if db_settings.run_migrations {
             let applied = db.migrate().context("applying migrations")?;
             for m in applied {
@@ -61,7 +65,9 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
         MessageBackend::Mongodb => Arc::new(
             MongoMessageStore::connect(&settings.messages.mongodb_url, &settings.messages.mongodb_database)
                 .await
-                .with_context(|| format!("connecting to MongoDB at {}", crate::config::mask_url(&settings.messages.mongodb_url)))?,
+                .with_context(|| {
+                    format!("connecting to MongoDB at {}", crate::config::mask_url(&settings.messages.mongodb_url))
+                })?,
         ),
     };
 
@@ -95,9 +101,7 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
     if settings.server.workers > 0 {
         server = server.workers(settings.server.workers);
     }
-    let server = server
-        .bind(&settings.server.bind)
-        .with_context(|| format!("binding {}", settings.server.bind))?;
+    let server = server.bind(&settings.server.bind).with_context(|| format!("binding {}", settings.server.bind))?;
     let addr = server.addrs().first().copied().context("the server bound no address")?;
     let server = server.run();
     let handle = server.handle();

@@ -31,9 +31,7 @@ pub fn hash_token(token: &str) -> String {
 
 /// Hashes a password with bcrypt at `cost` on the blocking pool.
 pub async fn hash_password(password: String, cost: u32) -> Result<String, ApiError> {
-    web::block(move || bcrypt::hash(password, cost))
-        .await?
-        .map_err(ApiError::internal)
+    web::block(move || bcrypt::hash(password, cost)).await?.map_err(ApiError::internal)
 }
 
 /// Verifies `password` against `hash` on the blocking pool. For an unknown user pass `None`:
@@ -91,9 +89,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<Authed
             Ok(found)
         })
         .await?;
-    Ok(found
-        .filter(|(_, u)| u.banned_at.is_none())
-        .map(|(d, u)| Authed { user: u, device: DeviceId(d.id) }))
+    Ok(found.filter(|(_, u)| u.banned_at.is_none()).map(|(d, u)| Authed { user: u, device: DeviceId(d.id) }))
 }
 
 impl FromRequest for Authed {

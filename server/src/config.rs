@@ -120,10 +120,7 @@ pub struct ClusterSection {
 
 impl Default for ClusterSection {
     fn default() -> Self {
-        ClusterSection {
-            redis_url: String::new(),
-            node_id: "node-1".into(),
-        }
+        ClusterSection { redis_url: String::new(), node_id: "node-1".into() }
     }
 }
 
@@ -139,10 +136,7 @@ pub struct AuthSection {
 
 impl Default for AuthSection {
     fn default() -> Self {
-        AuthSection {
-            bcrypt_cost: 12,
-            token_ttl_secs: 30 * 24 * 3600,
-        }
+        AuthSection { bcrypt_cost: 12, token_ttl_secs: 30 * 24 * 3600 }
     }
 }
 
@@ -168,11 +162,7 @@ pub struct FriendsSection {
 
 impl Default for FriendsSection {
     fn default() -> Self {
-        FriendsSection {
-            request_ttl_secs: 7 * 24 * 3600,
-            request_cooldown_secs: 24 * 3600,
-            sweep_interval_secs: 60,
-        }
+        FriendsSection { request_ttl_secs: 7 * 24 * 3600, request_cooldown_secs: 24 * 3600, sweep_interval_secs: 60 }
     }
 }
 
@@ -239,7 +229,9 @@ impl Settings {
         if !self.cluster.redis_url.is_empty() && !self.cluster.redis_url.starts_with("redis") {
             return bad("cluster.redis_url", "expected redis://... or rediss://...");
         }
-        if self.cluster.node_id.is_empty() || !self.cluster.node_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if self.cluster.node_id.is_empty()
+            || !self.cluster.node_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return bad("cluster.node_id", "must be non-empty [A-Za-z0-9_-]");
         }
         if !(4..=31).contains(&self.auth.bcrypt_cost) {
@@ -248,8 +240,14 @@ impl Settings {
         if self.auth.token_ttl_secs < 60 {
             return bad("auth.token_ttl_secs", "must be at least 60");
         }
-        if self.friends.request_ttl_secs < 1 || self.friends.request_cooldown_secs < 0 || self.friends.sweep_interval_secs == 0 {
-            return bad("friends", "request_ttl_secs and sweep_interval_secs must be positive, request_cooldown_secs not negative");
+        if self.friends.request_ttl_secs < 1
+            || self.friends.request_cooldown_secs < 0
+            || self.friends.sweep_interval_secs == 0
+        {
+            return bad(
+                "friends",
+                "request_ttl_secs and sweep_interval_secs must be positive, request_cooldown_secs not negative",
+            );
         }
         Ok(())
     }
@@ -305,7 +303,8 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("im.toml");
         std::fs::write(&path, "[server]\nbind = \"0.0.0.0:9000\"\n[auth]\nbcrypt_cost = 10\n")?;
-        let s = Settings::load(Some(&path), env(&[("IM__AUTH__BCRYPT_COST", "6"), ("IM__MESSAGES__BACKEND", "mongodb")]))?;
+        let s =
+            Settings::load(Some(&path), env(&[("IM__AUTH__BCRYPT_COST", "6"), ("IM__MESSAGES__BACKEND", "mongodb")]))?;
         assert_eq!(s.server.bind, "0.0.0.0:9000");
         assert_eq!(s.auth.bcrypt_cost, 6);
         assert_eq!(s.messages.backend, MessageBackend::Mongodb);

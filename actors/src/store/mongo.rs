@@ -29,15 +29,9 @@ impl MongoMessageStore {
         let coll = client.database(database).collection::<MessageRecord>("messages");
         let unique = || IndexOptions::builder().unique(true).build();
         coll.create_indexes([
-            IndexModel::builder()
-                .keys(doc! {"conv": 1, "seq": 1})
-                .options(unique())
-                .build(),
+            IndexModel::builder().keys(doc! {"conv": 1, "seq": 1}).options(unique()).build(),
             IndexModel::builder().keys(doc! {"conv": 1, "ts": 1}).build(),
-            IndexModel::builder()
-                .keys(doc! {"conv": 1, "sender": 1, "client_id": 1})
-                .options(unique())
-                .build(),
+            IndexModel::builder().keys(doc! {"conv": 1, "sender": 1, "client_id": 1}).options(unique()).build(),
         ])
         .await?;
         Ok(MongoMessageStore { coll })
@@ -48,7 +42,10 @@ impl MongoMessageStore {
         Ok(self.coll.list_index_names().await?)
     }
 
-    async fn append_batch(coll: Collection<MessageRecord>, batch: Vec<MessageRecord>) -> Result<Vec<Appended>, StoreError> {
+    async fn append_batch(
+        coll: Collection<MessageRecord>,
+        batch: Vec<MessageRecord>,
+    ) -> Result<Vec<Appended>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -70,9 +67,8 @@ impl MongoMessageStore {
                 out.push(Appended::Stored(m));
                 continue;
             }
-            let prev = coll
-                .find_one(doc! {"conv": m.conv.as_str(), "sender": m.sender.0, "client_id": &m.client_id})
-                .await?;
+            let prev =
+                coll.find_one(doc! {"conv": m.conv.as_str(), "sender": m.sender.0, "client_id": &m.client_id}).await?;
             match prev {
                 Some(prev) => out.push(Appended::Duplicate(prev)),
                 None => return Err(StoreError::SeqTaken { conv: m.conv, seq: m.seq }),
@@ -94,11 +90,9 @@ impl MessageStore for MongoMessageStore {
 
     fn find_by_client_id(&self, conv: ConvId, sender: UserId, client_id: String) -> StoreFuture<Option<MessageRecord>> {
         let coll = self.coll.clone();
-        Box::pin(async move {
-            Ok(coll
-                .find_one(doc! {"conv": conv.0, "sender": sender.0, "client_id": client_id})
-                .await?)
-        })
+        Box::pin(
+            async move { Ok(coll.find_one(doc! {"conv": conv.0, "sender": sender.0, "client_id": client_id}).await?) },
+        )
     }
 
     fn get(&self, conv: ConvId, seq: i64) -> StoreFuture<Option<MessageRecord>> {
@@ -113,13 +107,8 @@ impl MessageStore for MongoMessageStore {
                 Page::After(n) => (doc! {"conv": conv.0, "seq": {"$gt": n.max(floor)}}, 1),
                 Page::Before(n) => (doc! {"conv": conv.0, "seq": {"$gt": floor, "$lt": n}}, -1),
             };
-            let mut v: Vec<MessageRecord> = coll
-                .find(filter)
-                .sort(doc! {"seq": order})
-                .limit(limit)
-                .await?
-                .try_collect()
-                .await?;
+            let mut v: Vec<MessageRecord> =
+                coll.find(filter).sort(doc! {"seq": order}).limit(limit).await?.try_collect().await?;
             if order < 0 {
                 v.reverse();
             }
@@ -130,10 +119,7 @@ impl MessageStore for MongoMessageStore {
     fn max_seq(&self, conv: ConvId) -> StoreFuture<i64> {
         let coll = self.coll.clone();
         Box::pin(async move {
-            let last = coll
-                .find_one(doc! {"conv": conv.0})
-                .sort(doc! {"seq": -1})
-                .await?;
+            let last = coll.find_one(doc! {"conv": conv.0}).sort(doc! {"seq": -1}).await?;
             Ok(last.map(|m| m.seq).unwrap_or(0))
         })
     }

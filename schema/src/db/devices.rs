@@ -8,18 +8,11 @@ use super::{AnyConnection, DbError};
 
 /// Records a new device (login) and returns it.
 pub fn insert(conn: &mut AnyConnection, new: &NewDevice) -> Result<Device, DbError> {
-    Ok(diesel::insert_into(devices::table)
-        .values(new)
-        .returning(devices::all_columns)
-        .get_result::<Device>(conn)?)
+    Ok(diesel::insert_into(devices::table).values(new).returning(devices::all_columns).get_result::<Device>(conn)?)
 }
 
 /// The live (not revoked, not expired) device holding a token hash, with its user.
-pub fn authenticate(
-    conn: &mut AnyConnection,
-    token_hash: &str,
-    now: i64,
-) -> Result<Option<(Device, User)>, DbError> {
+pub fn authenticate(conn: &mut AnyConnection, token_hash: &str, now: i64) -> Result<Option<(Device, User)>, DbError> {
     Ok(devices::table
         .inner_join(users::table)
         .filter(devices::token_hash.eq(token_hash))
@@ -67,8 +60,6 @@ pub fn revoke_all(conn: &mut AnyConnection, user_id: i64, now: i64) -> Result<Ve
         .filter(devices::revoked_at.is_null())
         .select(devices::id)
         .load(conn)?;
-    diesel::update(devices::table.filter(devices::id.eq_any(&ids)))
-        .set(devices::revoked_at.eq(now))
-        .execute(conn)?;
+    diesel::update(devices::table.filter(devices::id.eq_any(&ids))).set(devices::revoked_at.eq(now)).execute(conn)?;
     Ok(ids)
 }

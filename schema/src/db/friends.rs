@@ -140,7 +140,12 @@ fn name_taken(conn: &mut AnyConnection, user_id: i64, name: &str, except: i64) -
 }
 
 /// Creates a category.
-pub fn create_category(conn: &mut AnyConnection, user_id: i64, name: &str, now: i64) -> Result<Result<Category, CategoryRefusal>, DbError> {
+pub fn create_category(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    name: &str,
+    now: i64,
+) -> Result<Result<Category, CategoryRefusal>, DbError> {
     if name_taken(conn, user_id, name, 0)? {
         return Ok(Err(CategoryRefusal::NameTaken));
     }
@@ -158,7 +163,12 @@ pub fn create_category(conn: &mut AnyConnection, user_id: i64, name: &str, now: 
 }
 
 /// Renames a category (the default one too).
-pub fn rename_category(conn: &mut AnyConnection, user_id: i64, id: i64, name: &str) -> Result<Result<Category, CategoryRefusal>, DbError> {
+pub fn rename_category(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    id: i64,
+    name: &str,
+) -> Result<Result<Category, CategoryRefusal>, DbError> {
     if find_category(conn, user_id, id)?.is_none() {
         return Ok(Err(CategoryRefusal::NotFound));
     }
@@ -172,7 +182,11 @@ pub fn rename_category(conn: &mut AnyConnection, user_id: i64, id: i64, name: &s
 }
 
 /// Deletes a category, moving its friends to the default category; returns how many moved.
-pub fn delete_category(conn: &mut AnyConnection, user_id: i64, id: i64) -> Result<Result<usize, CategoryRefusal>, DbError> {
+pub fn delete_category(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    id: i64,
+) -> Result<Result<usize, CategoryRefusal>, DbError> {
     let Some(cat) = find_category(conn, user_id, id)? else {
         return Ok(Err(CategoryRefusal::NotFound));
     };
@@ -181,9 +195,7 @@ pub fn delete_category(conn: &mut AnyConnection, user_id: i64, id: i64) -> Resul
     }
     let default = default_category(conn, user_id)?;
     let moved = diesel::update(
-        friendships::table
-            .filter(friendships::user_id.eq(user_id))
-            .filter(friendships::category_id.eq(id)),
+        friendships::table.filter(friendships::user_id.eq(user_id)).filter(friendships::category_id.eq(id)),
     )
     .set(friendships::category_id.eq(default.id))
     .execute(conn)?;
@@ -205,7 +217,11 @@ pub fn are_friends(conn: &mut AnyConnection, user_id: i64, friend_id: i64) -> Re
 }
 
 /// One side of a friendship with the friend's profile and the category's name.
-pub fn find_friend(conn: &mut AnyConnection, user_id: i64, friend_id: i64) -> Result<Option<(Friendship, User, String)>, DbError> {
+pub fn find_friend(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    friend_id: i64,
+) -> Result<Option<(Friendship, User, String)>, DbError> {
     Ok(friendships::table
         .inner_join(users::table.on(users::id.eq(friendships::friend_id)))
         .inner_join(friend_categories::table)
@@ -241,15 +257,19 @@ pub fn list_friends(
 
 /// The ids of all of a user's friends.
 pub fn friend_ids(conn: &mut AnyConnection, user_id: i64) -> Result<Vec<i64>, DbError> {
-    Ok(friendships::table
-        .filter(friendships::user_id.eq(user_id))
-        .select(friendships::friend_id)
-        .load(conn)?)
+    Ok(friendships::table.filter(friendships::user_id.eq(user_id)).select(friendships::friend_id).load(conn)?)
 }
 
 /// Creates both sides of a friendship unless it exists. `a` gets `a_category` (or their default)
 /// and `a_remark`; `b` gets their default category. Returns false if it existed already.
-pub fn befriend(conn: &mut AnyConnection, a: i64, b: i64, a_category: Option<i64>, a_remark: Option<String>, now: i64) -> Result<bool, DbError> {
+pub fn befriend(
+    conn: &mut AnyConnection,
+    a: i64,
+    b: i64,
+    a_category: Option<i64>,
+    a_remark: Option<String>,
+    now: i64,
+) -> Result<bool, DbError> {
     if are_friends(conn, a, b)? {
         return Ok(false);
     }
@@ -298,7 +318,12 @@ pub enum FriendRefusal {
 }
 
 /// Applies an update to `user_id`'s side of the friendship with `friend_id`.
-pub fn update_friend(conn: &mut AnyConnection, user_id: i64, friend_id: i64, upd: &FriendUpdate) -> Result<Result<(), FriendRefusal>, DbError> {
+pub fn update_friend(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    friend_id: i64,
+    upd: &FriendUpdate,
+) -> Result<Result<(), FriendRefusal>, DbError> {
     if !are_friends(conn, user_id, friend_id)? {
         return Ok(Err(FriendRefusal::NotFriends));
     }
@@ -350,7 +375,13 @@ fn is_open(r: &FriendRequest, rules: &RequestRules) -> bool {
 }
 
 /// Sends a request from `from` to `to` with its verification message (in a transaction).
-pub fn send_request(conn: &mut AnyConnection, from: i64, to: i64, message: &str, rules: &RequestRules) -> Result<Result<Sent, SendRefusal>, DbError> {
+pub fn send_request(
+    conn: &mut AnyConnection,
+    from: i64,
+    to: i64,
+    message: &str,
+    rules: &RequestRules,
+) -> Result<Result<Sent, SendRefusal>, DbError> {
     if from == to {
         return Ok(Err(SendRefusal::SelfRequest));
     }
@@ -446,7 +477,13 @@ pub enum AnswerRefusal {
 }
 
 /// Answers request `id` as user `me` (in a transaction). Returns the updated request.
-pub fn answer_request(conn: &mut AnyConnection, me: i64, id: i64, answer: &Answer, rules: &RequestRules) -> Result<Result<FriendRequest, AnswerRefusal>, DbError> {
+pub fn answer_request(
+    conn: &mut AnyConnection,
+    me: i64,
+    id: i64,
+    answer: &Answer,
+    rules: &RequestRules,
+) -> Result<Result<FriendRequest, AnswerRefusal>, DbError> {
     let req: Option<FriendRequest> = friend_requests::table
         .find(id)
         .filter(friend_requests::to_user_id.eq(me))
@@ -470,13 +507,9 @@ pub fn answer_request(conn: &mut AnyConnection, me: i64, id: i64, answer: &Answe
         Answer::Ignore => status::IGNORED,
     };
     // Conditional on the status read above: of two concurrent answers only one changes the row.
-    let changed = diesel::update(
-        friend_requests::table
-            .find(id)
-            .filter(friend_requests::status.eq(&req.status)),
-    )
-    .set((friend_requests::status.eq(new_status), friend_requests::updated_at.eq(rules.now)))
-    .execute(conn)?;
+    let changed = diesel::update(friend_requests::table.find(id).filter(friend_requests::status.eq(&req.status)))
+        .set((friend_requests::status.eq(new_status), friend_requests::updated_at.eq(rules.now)))
+        .execute(conn)?;
     if changed == 0 {
         let now_status: String = friend_requests::table.find(id).select(friend_requests::status).first(conn)?;
         let r = FriendRequest { status: now_status, ..req };
@@ -518,12 +551,12 @@ pub fn list_requests(
     let open = [status::PENDING, status::IGNORED];
     q = match (status_filter, direction) {
         (None, _) => q,
-        (Some(status::PENDING), Direction::Outgoing) => q
-            .filter(friend_requests::status.eq_any(open))
-            .filter(friend_requests::created_at.gt(cutoff)),
-        (Some(s @ (status::PENDING | status::IGNORED)), _) => q
-            .filter(friend_requests::status.eq(s))
-            .filter(friend_requests::created_at.gt(cutoff)),
+        (Some(status::PENDING), Direction::Outgoing) => {
+            q.filter(friend_requests::status.eq_any(open)).filter(friend_requests::created_at.gt(cutoff))
+        }
+        (Some(s @ (status::PENDING | status::IGNORED)), _) => {
+            q.filter(friend_requests::status.eq(s)).filter(friend_requests::created_at.gt(cutoff))
+        }
         (Some(status::EXPIRED), _) => q.filter(
             friend_requests::status
                 .eq(status::EXPIRED)

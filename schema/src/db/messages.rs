@@ -33,8 +33,7 @@ impl From<&MessageRecord> for Row {
             client_id: m.client_id.clone(),
             kind: m.kind.as_str().to_owned(),
             body: m.body.clone(),
-            mentions: (!m.mentions.is_empty())
-                .then(|| serde_json::to_string(&m.mentions).unwrap_or_default()),
+            mentions: (!m.mentions.is_empty()).then(|| serde_json::to_string(&m.mentions).unwrap_or_default()),
             mention_all: m.mention_all,
             created_at: m.ts,
             recalled_at: m.recalled_at,
@@ -51,10 +50,7 @@ impl From<Row> for MessageRecord {
             client_id: r.client_id,
             kind: MessageKind::parse(&r.kind),
             body: r.body,
-            mentions: r
-                .mentions
-                .and_then(|s| serde_json::from_str(&s).ok())
-                .unwrap_or_default(),
+            mentions: r.mentions.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default(),
             mention_all: r.mention_all,
             ts: r.created_at,
             recalled_at: r.recalled_at,
@@ -72,10 +68,8 @@ pub fn append(conn: &mut AnyConnection, batch: &[MessageRecord]) -> Result<Vec<A
         .filter(messages::client_id.eq_any(&cids))
         .select(Row::as_select())
         .load(conn)?;
-    let mut known: HashMap<(String, i64, String), MessageRecord> = existing
-        .into_iter()
-        .map(|r| ((r.conv_id.clone(), r.sender_id, r.client_id.clone()), r.into()))
-        .collect();
+    let mut known: HashMap<(String, i64, String), MessageRecord> =
+        existing.into_iter().map(|r| ((r.conv_id.clone(), r.sender_id, r.client_id.clone()), r.into())).collect();
     let mut out = Vec::with_capacity(batch.len());
     let mut fresh = Vec::with_capacity(batch.len());
     for m in batch {
@@ -121,12 +115,7 @@ pub fn find_by_client_id(
 
 /// One message.
 pub fn get(conn: &mut AnyConnection, conv: &ConvId, seq: i64) -> Result<Option<MessageRecord>, DbError> {
-    Ok(messages::table
-        .find((conv.as_str(), seq))
-        .select(Row::as_select())
-        .first(conn)
-        .optional()?
-        .map(Into::into))
+    Ok(messages::table.find((conv.as_str(), seq)).select(Row::as_select()).first(conn).optional()?.map(Into::into))
 }
 
 /// A page of a conversation in seq order, limited to seqs in `(floor, ...)`.
@@ -142,17 +131,9 @@ pub fn page(
         .filter(messages::seq.gt(floor))
         .select(Row::as_select());
     let rows: Vec<Row> = match page {
-        Page::After(n) => q
-            .filter(messages::seq.gt(n))
-            .order(messages::seq.asc())
-            .limit(limit)
-            .load(conn)?,
+        Page::After(n) => q.filter(messages::seq.gt(n)).order(messages::seq.asc()).limit(limit).load(conn)?,
         Page::Before(n) => {
-            let mut v: Vec<Row> = q
-                .filter(messages::seq.lt(n))
-                .order(messages::seq.desc())
-                .limit(limit)
-                .load(conn)?;
+            let mut v: Vec<Row> = q.filter(messages::seq.lt(n)).order(messages::seq.desc()).limit(limit).load(conn)?;
             v.reverse();
             v
         }

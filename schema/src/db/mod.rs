@@ -81,10 +81,7 @@ impl DbError {
     pub fn is_unique_violation(&self) -> bool {
         matches!(
             self,
-            DbError::Query(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _
-            ))
+            DbError::Query(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
         )
     }
 }
@@ -136,9 +133,7 @@ impl DbUrl {
                 ))?;
                 Ok(AnyConnection::Sqlite(conn))
             }
-            DbUrl::Postgres(url) => Ok(AnyConnection::Postgresql(diesel::PgConnection::establish(
-                url,
-            )?)),
+            DbUrl::Postgres(url) => Ok(AnyConnection::Postgresql(diesel::PgConnection::establish(url)?)),
         }
     }
 }
@@ -156,9 +151,7 @@ impl ManageConnection for Manager {
     fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
         self.url.connect().map_err(|e| match e {
             DbError::Connect(c) => r2d2::Error::ConnectionError(c),
-            other => r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(
-                other.to_string(),
-            )),
+            other => r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(other.to_string())),
         })
     }
 
@@ -219,12 +212,12 @@ impl Database {
         let mut conn = self.get()?;
         let _guard = self.lock_writes();
         let applied = match &mut *conn {
-            AnyConnection::Sqlite(c) => c
-                .run_pending_migrations(SQLITE_MIGRATIONS)
-                .map(|v| v.iter().map(|m| m.to_string()).collect()),
-            AnyConnection::Postgresql(c) => c
-                .run_pending_migrations(POSTGRES_MIGRATIONS)
-                .map(|v| v.iter().map(|m| m.to_string()).collect()),
+            AnyConnection::Sqlite(c) => {
+                c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.iter().map(|m| m.to_string()).collect())
+            }
+            AnyConnection::Postgresql(c) => {
+                c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.iter().map(|m| m.to_string()).collect())
+            }
         };
         applied.map_err(|e| DbError::Migration(e.to_string()))
     }
@@ -257,9 +250,7 @@ impl Database {
 
     fn lock_writes(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
         // A poisoned lock only means another writer panicked; the database itself is consistent.
-        self.write_lock
-            .as_ref()
-            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
+        self.write_lock.as_ref().map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Checks that the database answers (`/readyz`).

@@ -28,10 +28,7 @@ pub fn register(
     if let Some(c) = conflict(conn, new)? {
         return Ok(Err(c));
     }
-    let inserted = diesel::insert_into(users::table)
-        .values(new)
-        .returning(users::all_columns)
-        .get_result::<User>(conn);
+    let inserted = diesel::insert_into(users::table).values(new).returning(users::all_columns).get_result::<User>(conn);
     let user = match inserted {
         Ok(u) => u,
         Err(e) => {
@@ -54,18 +51,12 @@ pub fn register(
 }
 
 fn conflict(conn: &mut AnyConnection, new: &NewUser) -> Result<Option<RegisterConflict>, DbError> {
-    let taken: i64 = users::table
-        .filter(users::username_lower.eq(&new.username_lower))
-        .count()
-        .get_result(conn)?;
+    let taken: i64 = users::table.filter(users::username_lower.eq(&new.username_lower)).count().get_result(conn)?;
     if taken > 0 {
         return Ok(Some(RegisterConflict::Username));
     }
     if let Some(phone) = &new.phone {
-        let taken: i64 = users::table
-            .filter(users::phone.eq(phone))
-            .count()
-            .get_result(conn)?;
+        let taken: i64 = users::table.filter(users::phone.eq(phone)).count().get_result(conn)?;
         if taken > 0 {
             return Ok(Some(RegisterConflict::Phone));
         }
@@ -75,11 +66,7 @@ fn conflict(conn: &mut AnyConnection, new: &NewUser) -> Result<Option<RegisterCo
 
 /// A user by id.
 pub fn find(conn: &mut AnyConnection, id: i64) -> Result<Option<User>, DbError> {
-    Ok(users::table
-        .find(id)
-        .select(User::as_select())
-        .first(conn)
-        .optional()?)
+    Ok(users::table.find(id).select(User::as_select()).first(conn).optional()?)
 }
 
 /// Users by ids (any order; missing ids are skipped).
@@ -87,10 +74,7 @@ pub fn find_many(conn: &mut AnyConnection, ids: &[i64]) -> Result<Vec<User>, DbE
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(users::table
-        .filter(users::id.eq_any(ids))
-        .select(User::as_select())
-        .load(conn)?)
+    Ok(users::table.filter(users::id.eq_any(ids)).select(User::as_select()).load(conn)?)
 }
 
 /// A user by exact (case-insensitive) username, or by exact phone when `login` is a phone number.
@@ -99,9 +83,7 @@ pub fn find_by_login(conn: &mut AnyConnection, login: &str) -> Result<Option<Use
     let found = if login.starts_with('+') {
         q.filter(users::phone.eq(login)).first(conn).optional()?
     } else {
-        q.filter(users::username_lower.eq(login.to_lowercase()))
-            .first(conn)
-            .optional()?
+        q.filter(users::username_lower.eq(login.to_lowercase())).first(conn).optional()?
     };
     Ok(found)
 }
@@ -121,27 +103,14 @@ pub fn like_prefix(s: &str) -> String {
 
 /// Search: exact phone when `q` is a phone number; otherwise exact username (first) or nickname
 /// prefix (then by nickname, id). Returns one page and whether more follow.
-pub fn search(
-    conn: &mut AnyConnection,
-    q: &str,
-    offset: i64,
-    limit: i64,
-) -> Result<Vec<User>, DbError> {
+pub fn search(conn: &mut AnyConnection, q: &str, offset: i64, limit: i64) -> Result<Vec<User>, DbError> {
     let base = users::table.select(User::as_select());
     if q.starts_with('+') {
-        return Ok(base
-            .filter(users::phone.eq(q))
-            .order(users::id.asc())
-            .offset(offset)
-            .limit(limit)
-            .load(conn)?);
+        return Ok(base.filter(users::phone.eq(q)).order(users::id.asc()).offset(offset).limit(limit).load(conn)?);
     }
     let lower = q.to_lowercase();
     // The exact username match (if any) leads, then nickname prefix matches in a stable order.
-    let exact: Option<User> = base
-        .filter(users::username_lower.eq(&lower))
-        .first(conn)
-        .optional()?;
+    let exact: Option<User> = base.filter(users::username_lower.eq(&lower)).first(conn).optional()?;
     let mut out = Vec::new();
     let mut offset = offset;
     let mut limit = limit;
@@ -200,8 +169,6 @@ pub fn update_profile(
 
 /// Sets or clears the ban mark; returns false for an unknown user.
 pub fn set_banned(conn: &mut AnyConnection, id: i64, at: Option<i64>) -> Result<bool, DbError> {
-    let n = diesel::update(users::table.find(id))
-        .set(users::banned_at.eq(at))
-        .execute(conn)?;
+    let n = diesel::update(users::table.find(id)).set(users::banned_at.eq(at)).execute(conn)?;
     Ok(n == 1)
 }

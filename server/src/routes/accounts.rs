@@ -85,15 +85,16 @@ pub fn valid_username(s: &str) -> bool {
 /// True for an E.164 number: `+`, a non-zero digit, then up to 14 digits.
 pub fn valid_phone(s: &str) -> bool {
     let Some(digits) = s.strip_prefix('+') else { return false };
-    (2..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0')
+    (2..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
 }
 
 fn check_nickname(n: &str) -> ApiResult<String> {
     let n = n.trim();
     if !NICKNAME_LEN.contains(&n.chars().count()) || n.chars().any(char::is_control) {
-        return Err(ApiError::invalid("invalid_nickname", "nickname must be 1-64 characters without control characters"));
+        return Err(ApiError::invalid(
+            "invalid_nickname",
+            "nickname must be 1-64 characters without control characters",
+        ));
     }
     Ok(n.to_owned())
 }
@@ -141,7 +142,9 @@ async fn register(state: web::Data<AppState>, body: web::Json<RegisterBody>) -> 
     match res {
         Ok(user) => Ok(HttpResponse::Created().json(OwnUser::from(&user))),
         Err(RegisterConflict::Username) => Err(ApiError::conflict("username_taken", "that username is taken")),
-        Err(RegisterConflict::Phone) => Err(ApiError::conflict("phone_taken", "that phone number belongs to another account")),
+        Err(RegisterConflict::Phone) => {
+            Err(ApiError::conflict("phone_taken", "that phone number belongs to another account"))
+        }
     }
 }
 
@@ -175,10 +178,17 @@ async fn login(state: web::Data<AppState>, body: web::Json<LoginBody>) -> ApiRes
         return Err(ApiError::invalid("invalid_device_name", "device_name must be at most 64 characters"));
     }
     let user = state.db.read(move |c| users::find_by_login(c, &login)).await?;
-    let ok = auth::verify_password(body.password, user.as_ref().map(|u| u.password_hash.clone()), &state.dummy_hash).await?;
+    let ok =
+        auth::verify_password(body.password, user.as_ref().map(|u| u.password_hash.clone()), &state.dummy_hash).await?;
     let user = match user {
         Some(u) if ok => u,
-        _ => return Err(ApiError::new(actix_web::http::StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong username, phone or password")),
+        _ => {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "wrong username, phone or password",
+            ))
+        }
     };
     if user.banned_at.is_some() {
         return Err(ApiError::forbidden("user_banned", "this account is banned"));
@@ -280,7 +290,10 @@ async fn update_me(state: web::Data<AppState>, me: Authed, body: web::Json<Updat
     let nickname = body.nickname.as_deref().map(check_nickname).transpose()?;
     if let Some(Some(a)) = &body.avatar_url {
         if a.len() > AVATAR_URL_MAX || !(a.starts_with("https://") || a.starts_with("http://")) {
-            return Err(ApiError::invalid("invalid_avatar_url", "avatar_url must be an http(s) URL of at most 1024 bytes"));
+            return Err(ApiError::invalid(
+                "invalid_avatar_url",
+                "avatar_url must be an http(s) URL of at most 1024 bytes",
+            ));
         }
     }
     if let Some(Some(b)) = &body.bio {
@@ -351,12 +364,23 @@ mod tests {
     #[test]
     fn usernames() {
         assert!(valid_username("abc") && valid_username("A_b_9") && valid_username(&"x".repeat(32)));
-        assert!(!valid_username("ab") && !valid_username(&"x".repeat(33)) && !valid_username("a-b") && !valid_username("ä12"));
+        assert!(
+            !valid_username("ab")
+                && !valid_username(&"x".repeat(33))
+                && !valid_username("a-b")
+                && !valid_username("ä12")
+        );
     }
 
     #[test]
     fn phones() {
         assert!(valid_phone("+4915112345678") && valid_phone("+12"));
-        assert!(!valid_phone("4915112345678") && !valid_phone("+0123") && !valid_phone("+1") && !valid_phone("+1234567890123456") && !valid_phone("+12a"));
+        assert!(
+            !valid_phone("4915112345678")
+                && !valid_phone("+0123")
+                && !valid_phone("+1")
+                && !valid_phone("+1234567890123456")
+                && !valid_phone("+12a")
+        );
     }
 }

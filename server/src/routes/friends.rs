@@ -4,7 +4,8 @@
 
 use actix_web::{web, HttpResponse};
 use schema::db::friends::{
-    self as q, Answer, AnswerRefusal, CategoryRefusal, Direction, FriendRefusal, FriendUpdate, RequestRules, SendRefusal, Sent,
+    self as q, Answer, AnswerRefusal, CategoryRefusal, Direction, FriendRefusal, FriendUpdate, RequestRules,
+    SendRefusal, Sent,
 };
 use schema::db::models::{Category, FriendRequest, Friendship, User};
 use schema::UserId;
@@ -133,21 +134,30 @@ async fn send_request(state: web::Data<AppState>, me: Authed, body: web::Json<Se
     }
     let rules = rules(&state);
     let (from, to) = (me.user.id, body.to_user_id);
-    let res = state
-        .db
-        .write_retrying(move |c| q::send_request(c, from, to, &message, &rules))
-        .await;
+    let res = state.db.write_retrying(move |c| q::send_request(c, from, to, &message, &rules)).await;
     let sent = match res {
         Ok(Ok(s)) => s,
-        Ok(Err(SendRefusal::SelfRequest)) => return Err(ApiError::bad_request("cannot_friend_self", "you cannot send a friend request to yourself")),
+        Ok(Err(SendRefusal::SelfRequest)) => {
+            return Err(ApiError::bad_request("cannot_friend_self", "you cannot send a friend request to yourself"))
+        }
         Ok(Err(SendRefusal::UserNotFound)) => return Err(ApiError::not_found("user_not_found", "no such user")),
-        Ok(Err(SendRefusal::AlreadyFriends)) => return Err(ApiError::conflict("already_friends", "you are friends already")),
+        Ok(Err(SendRefusal::AlreadyFriends)) => {
+            return Err(ApiError::conflict("already_friends", "you are friends already"))
+        }
         Ok(Err(SendRefusal::TooSoon(ms))) => {
-            return Err(ApiError::too_many("request_too_soon", "one request to the same user per 24 hours", (ms + 999) / 1000))
+            return Err(ApiError::too_many(
+                "request_too_soon",
+                "one request to the same user per 24 hours",
+                (ms + 999) / 1000,
+            ))
         }
         // The one-pending-request index caught a concurrent duplicate of this very request.
         Err(e) if e.is_unique_violation() => {
-            return Err(ApiError::too_many("request_too_soon", "a request to this user was just sent", state.settings.friends.request_cooldown_secs))
+            return Err(ApiError::too_many(
+                "request_too_soon",
+                "a request to this user was just sent",
+                state.settings.friends.request_cooldown_secs,
+            ))
         }
         Err(e) => return Err(e.into()),
     };
@@ -175,7 +185,11 @@ struct ListRequestsParams {
 }
 
 /// `GET /friend/requests?direction=incoming|outgoing&status=...&page=&size=`: newest first.
-async fn list_requests(state: web::Data<AppState>, me: Authed, params: web::Query<ListRequestsParams>) -> ApiResult<HttpResponse> {
+async fn list_requests(
+    state: web::Data<AppState>,
+    me: Authed,
+    params: web::Query<ListRequestsParams>,
+) -> ApiResult<HttpResponse> {
     let params = params.into_inner();
     let (page, size) = PageParams { page: params.page, size: params.size }.resolve()?;
     let direction = match params.direction.as_deref() {
@@ -190,7 +204,12 @@ async fn list_requests(state: web::Data<AppState>, me: Authed, params: web::Quer
         Some("accepted") => Some(q::status::ACCEPTED),
         Some("rejected") => Some(q::status::REJECTED),
         Some("expired") => Some(q::status::EXPIRED),
-        Some(_) => return Err(ApiError::bad_request("invalid_status", "status must be pending, ignored, accepted, rejected or expired")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_status",
+                "status must be pending, ignored, accepted, rejected or expired",
+            ))
+        }
     };
     let rules = rules(&state);
     let uid = me.user.id;
@@ -211,7 +230,12 @@ struct AnswerBody {
 }
 
 /// `PUT /friend/request/{id}` `{action: accept|reject|ignore, category_id?, remark?}`.
-async fn answer_request(state: web::Data<AppState>, me: Authed, path: web::Path<i64>, body: web::Json<AnswerBody>) -> ApiResult<HttpResponse> {
+async fn answer_request(
+    state: web::Data<AppState>,
+    me: Authed,
+    path: web::Path<i64>,
+    body: web::Json<AnswerBody>,
+) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let answer = match body.action.as_str() {
         "accept" => Answer::Accept { category_id: body.category_id, remark: check_remark(body.remark)? },
@@ -222,21 +246,26 @@ async fn answer_request(state: web::Data<AppState>, me: Authed, path: web::Path<
     let rules = rules(&state);
     let (uid, id) = (me.user.id, path.into_inner());
     let accepted = matches!(answer, Answer::Accept { .. });
-    let res = state
-        .db
-        .write_retrying(move |c| q::answer_request(c, uid, id, &answer, &rules))
-        .await?;
+    let res = state.db.write_retrying(move |c| q::answer_request(c, uid, id, &answer, &rules)).await?;
     let req = match res {
         Ok(r) => r,
-        Err(AnswerRefusal::NotFound) => return Err(ApiError::not_found("request_not_found", "no such request addressed to you")),
+        Err(AnswerRefusal::NotFound) => {
+            return Err(ApiError::not_found("request_not_found", "no such request addressed to you"))
+        }
         Err(AnswerRefusal::NotPending(s)) => {
             return Err(ApiError::conflict("request_not_pending", format!("the request is {s}, not pending")))
         }
-        Err(AnswerRefusal::CategoryNotFound) => return Err(ApiError::not_found("category_not_found", "no such category of yours")),
+        Err(AnswerRefusal::CategoryNotFound) => {
+            return Err(ApiError::not_found("category_not_found", "no such category of yours"))
+        }
     };
     let sender = crate::auth::load_user(&state, UserId(req.from_user_id)).await?;
     if accepted {
-        state.events.push(UserId(req.from_user_id), "friend_accepted", json!({"user": PublicUser::from(&me.user), "request_id": req.id}));
+        state.events.push(
+            UserId(req.from_user_id),
+            "friend_accepted",
+            json!({"user": PublicUser::from(&me.user), "request_id": req.id}),
+        );
     }
     Ok(HttpResponse::Ok().json(RequestView::new(&req, &sender, uid, &rules)))
 }
@@ -290,12 +319,18 @@ fn category_refusal(r: CategoryRefusal) -> ApiError {
     match r {
         CategoryRefusal::NotFound => ApiError::not_found("category_not_found", "no such category of yours"),
         CategoryRefusal::NameTaken => ApiError::conflict("category_exists", "you have a category of that name"),
-        CategoryRefusal::IsDefault => ApiError::bad_request("cannot_delete_default", "the default category cannot be deleted"),
+        CategoryRefusal::IsDefault => {
+            ApiError::bad_request("cannot_delete_default", "the default category cannot be deleted")
+        }
     }
 }
 
 /// `POST /friend/categories` `{name}`.
-async fn create_category(state: web::Data<AppState>, me: Authed, body: web::Json<CategoryBody>) -> ApiResult<HttpResponse> {
+async fn create_category(
+    state: web::Data<AppState>,
+    me: Authed,
+    body: web::Json<CategoryBody>,
+) -> ApiResult<HttpResponse> {
     let name = check_category_name(&body.name)?;
     let (uid, now) = (me.user.id, state.clock.now_ms());
     let res = state.db.write(move |c| q::create_category(c, uid, &name, now)).await;
@@ -308,12 +343,18 @@ async fn create_category(state: web::Data<AppState>, me: Authed, body: web::Json
 }
 
 /// `PATCH /friend/categories/{id}` `{name}`.
-async fn rename_category(state: web::Data<AppState>, me: Authed, path: web::Path<i64>, body: web::Json<CategoryBody>) -> ApiResult<HttpResponse> {
+async fn rename_category(
+    state: web::Data<AppState>,
+    me: Authed,
+    path: web::Path<i64>,
+    body: web::Json<CategoryBody>,
+) -> ApiResult<HttpResponse> {
     let name = check_category_name(&body.name)?;
     let (uid, id) = (me.user.id, path.into_inner());
     let res = state.db.write(move |c| q::rename_category(c, uid, id, &name)).await;
     match res {
-        Ok(Ok(c)) => Ok(HttpResponse::Ok().json(json!({"id": c.id, "name": c.name, "is_default": c.is_default, "created_at": c.created_at}))),
+        Ok(Ok(c)) => Ok(HttpResponse::Ok()
+            .json(json!({"id": c.id, "name": c.name, "is_default": c.is_default, "created_at": c.created_at}))),
         Ok(Err(r)) => Err(category_refusal(r)),
         Err(e) if e.is_unique_violation() => Err(category_refusal(CategoryRefusal::NameTaken)),
         Err(e) => Err(e.into()),
@@ -337,7 +378,11 @@ struct ListFriendsParams {
 }
 
 /// `GET /friends?page=&size=&category_id=`: oldest friendship first (a stable order).
-async fn list_friends(state: web::Data<AppState>, me: Authed, params: web::Query<ListFriendsParams>) -> ApiResult<HttpResponse> {
+async fn list_friends(
+    state: web::Data<AppState>,
+    me: Authed,
+    params: web::Query<ListFriendsParams>,
+) -> ApiResult<HttpResponse> {
     let params = params.into_inner();
     let (page, size) = PageParams { page: params.page, size: params.size }.resolve()?;
     let uid = me.user.id;
@@ -383,7 +428,12 @@ fn some_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<S
 }
 
 /// `PATCH /friends/{user_id}` `{remark?, category_id?, dnd?}` (`remark: null` clears it).
-async fn update_friend(state: web::Data<AppState>, me: Authed, path: web::Path<i64>, body: web::Json<UpdateFriendBody>) -> ApiResult<HttpResponse> {
+async fn update_friend(
+    state: web::Data<AppState>,
+    me: Authed,
+    path: web::Path<i64>,
+    body: web::Json<UpdateFriendBody>,
+) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let remark = match body.remark {
         Some(r) => Some(check_remark(r)?),
@@ -401,7 +451,9 @@ async fn update_friend(state: web::Data<AppState>, me: Authed, path: web::Path<i
     match row {
         Ok(Some(row)) => Ok(HttpResponse::Ok().json(FriendView::new(&row))),
         Ok(None) | Err(FriendRefusal::NotFriends) => Err(not_friends()),
-        Err(FriendRefusal::CategoryNotFound) => Err(ApiError::not_found("category_not_found", "no such category of yours")),
+        Err(FriendRefusal::CategoryNotFound) => {
+            Err(ApiError::not_found("category_not_found", "no such category of yours"))
+        }
     }
 }
 

@@ -21,7 +21,11 @@ backend_tests!(
 
 async fn register_and_login(app: TestApp) -> TestResult {
     let (s, u) = app
-        .post("/api/v1/auth/register", None, json!({"username": "Alice_1", "password": "correct horse", "phone": "+4915112345678", "nickname": "Alice"}))
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"username": "Alice_1", "password": "correct horse", "phone": "+4915112345678", "nickname": "Alice"}),
+        )
         .await?;
     assert_eq!(s, StatusCode::CREATED, "{u}");
     assert_eq!(u["username"], "Alice_1");
@@ -30,9 +34,16 @@ async fn register_and_login(app: TestApp) -> TestResult {
     assert!(u.get("password_hash").is_none() && u.get("password").is_none(), "{u}");
 
     // Login by username (any case) and by phone; each login is a new device with its own token.
-    let (s, a) = app.post("/api/v1/auth/login", None, json!({"username": "alice_1", "password": "correct horse", "device_name": "laptop"})).await?;
+    let (s, a) = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"username": "alice_1", "password": "correct horse", "device_name": "laptop"}),
+        )
+        .await?;
     assert_eq!(s, StatusCode::OK, "{a}");
-    let (s, b) = app.post("/api/v1/auth/login", None, json!({"phone": "+4915112345678", "password": "correct horse"})).await?;
+    let (s, b) =
+        app.post("/api/v1/auth/login", None, json!({"phone": "+4915112345678", "password": "correct horse"})).await?;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_ne!(a["token"], b["token"]);
     assert_ne!(a["device_id"], b["device_id"]);
@@ -70,23 +81,39 @@ async fn registration_is_validated(app: TestApp) -> TestResult {
 }
 
 async fn username_and_phone_conflicts(app: TestApp) -> TestResult {
-    let (s, _) = app.post("/api/v1/auth/register", None, json!({"username": "Bob", "password": "password123", "phone": "+12025550100"})).await?;
+    let (s, _) = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"username": "Bob", "password": "password123", "phone": "+12025550100"}),
+        )
+        .await?;
     assert_eq!(s, StatusCode::CREATED);
     let got = app.post("/api/v1/auth/register", None, json!({"username": "bOB", "password": "password123"})).await?;
     assert_error(&got, StatusCode::CONFLICT, "username_taken");
-    let got = app.post("/api/v1/auth/register", None, json!({"username": "carol", "password": "password123", "phone": "+12025550100"})).await?;
+    let got = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"username": "carol", "password": "password123", "phone": "+12025550100"}),
+        )
+        .await?;
     assert_error(&got, StatusCode::CONFLICT, "phone_taken");
     Ok(())
 }
 
 async fn wrong_credentials_look_the_same(app: TestApp) -> TestResult {
     app.user("dave").await?;
-    let wrong_pw = app.post("/api/v1/auth/login", None, json!({"username": "dave", "password": "wrong password"})).await?;
-    let no_user = app.post("/api/v1/auth/login", None, json!({"username": "nobody", "password": "wrong password"})).await?;
+    let wrong_pw =
+        app.post("/api/v1/auth/login", None, json!({"username": "dave", "password": "wrong password"})).await?;
+    let no_user =
+        app.post("/api/v1/auth/login", None, json!({"username": "nobody", "password": "wrong password"})).await?;
     assert_error(&wrong_pw, StatusCode::UNAUTHORIZED, "invalid_credentials");
     assert_error(&no_user, StatusCode::UNAUTHORIZED, "invalid_credentials");
     assert_eq!(wrong_pw.1, no_user.1);
-    let got = app.post("/api/v1/auth/login", None, json!({"username": "dave", "phone": "+12025550100", "password": "x"})).await?;
+    let got = app
+        .post("/api/v1/auth/login", None, json!({"username": "dave", "phone": "+12025550100", "password": "x"}))
+        .await?;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_login");
     Ok(())
 }
@@ -119,7 +146,11 @@ async fn devices_and_logout(app: TestApp) -> TestResult {
     assert_error(&app.get("/api/v1/users/me", &phone.token).await?, StatusCode::UNAUTHORIZED, "unauthorized");
 
     // No token, a malformed header, a made-up token.
-    assert_error(&app.call(Method::GET, "/api/v1/users/me", None, None).await?, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_error(
+        &app.call(Method::GET, "/api/v1/users/me", None, None).await?,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
     assert_error(&app.get("/api/v1/users/me", "not-a-token").await?, StatusCode::UNAUTHORIZED, "unauthorized");
     Ok(())
 }
@@ -133,13 +164,23 @@ async fn tokens_expire(app: TestApp) -> TestResult {
 }
 
 async fn profile_read_and_update(app: TestApp) -> TestResult {
-    let (s, _) = app.post("/api/v1/auth/register", None, json!({"username": "hank", "password": "password123", "phone": "+33612345678"})).await?;
+    let (s, _) = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"username": "hank", "password": "password123", "phone": "+33612345678"}),
+        )
+        .await?;
     assert_eq!(s, StatusCode::CREATED);
     let hank = app.login("hank").await?;
     let ivy = app.user("ivy").await?;
 
     let (s, me) = app
-        .patch("/api/v1/users/me", &hank.token, json!({"nickname": "Hank H", "avatar_url": "https://img.example/h.png", "bio": "hello"}))
+        .patch(
+            "/api/v1/users/me",
+            &hank.token,
+            json!({"nickname": "Hank H", "avatar_url": "https://img.example/h.png", "bio": "hello"}),
+        )
         .await?;
     assert_eq!(s, StatusCode::OK, "{me}");
     assert_eq!(me["nickname"], "Hank H");
@@ -157,9 +198,21 @@ async fn profile_read_and_update(app: TestApp) -> TestResult {
     assert_eq!(me["bio"], serde_json::Value::Null);
     assert_eq!(me["avatar_url"], "https://img.example/h.png");
 
-    assert_error(&app.patch("/api/v1/users/me", &hank.token, json!({"avatar_url": "javascript:alert(1)"})).await?, StatusCode::UNPROCESSABLE_ENTITY, "invalid_avatar_url");
-    assert_error(&app.patch("/api/v1/users/me", &hank.token, json!({"bio": "b".repeat(501)})).await?, StatusCode::UNPROCESSABLE_ENTITY, "invalid_bio");
-    assert_error(&app.patch("/api/v1/users/me", &hank.token, json!({"password_hash": "x"})).await?, StatusCode::BAD_REQUEST, "invalid_json");
+    assert_error(
+        &app.patch("/api/v1/users/me", &hank.token, json!({"avatar_url": "javascript:alert(1)"})).await?,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_avatar_url",
+    );
+    assert_error(
+        &app.patch("/api/v1/users/me", &hank.token, json!({"bio": "b".repeat(501)})).await?,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_bio",
+    );
+    assert_error(
+        &app.patch("/api/v1/users/me", &hank.token, json!({"password_hash": "x"})).await?,
+        StatusCode::BAD_REQUEST,
+        "invalid_json",
+    );
     assert_error(&app.get("/api/v1/users/999999", &ivy.token).await?, StatusCode::NOT_FOUND, "user_not_found");
     assert_error(&app.get("/api/v1/users/abc", &ivy.token).await?, StatusCode::NOT_FOUND, "not_found");
     Ok(())
@@ -167,8 +220,18 @@ async fn profile_read_and_update(app: TestApp) -> TestResult {
 
 async fn search_by_username_phone_and_nickname(app: TestApp) -> TestResult {
     let me = app.user("searcher").await?;
-    for (name, nick, phone) in [("mike", "Mike Ross", "+14155550001"), ("mikaela", "Mika", "+14155550002"), ("zed", "mike two", "+14155550003")] {
-        let (s, _) = app.post("/api/v1/auth/register", None, json!({"username": name, "password": "password123", "nickname": nick, "phone": phone})).await?;
+    for (name, nick, phone) in [
+        ("mike", "Mike Ross", "+14155550001"),
+        ("mikaela", "Mika", "+14155550002"),
+        ("zed", "mike two", "+14155550003"),
+    ] {
+        let (s, _) = app
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({"username": name, "password": "password123", "nickname": nick, "phone": phone}),
+            )
+            .await?;
         assert_eq!(s, StatusCode::CREATED);
     }
     // Exact username first, then nickname-prefix matches; never phones.
@@ -204,9 +267,17 @@ async fn search_by_username_phone_and_nickname(app: TestApp) -> TestResult {
     assert_eq!(r["items"].as_array().map(Vec::len), Some(0));
 
     assert_error(&app.get("/api/v1/user/search?q=", &me.token).await?, StatusCode::BAD_REQUEST, "invalid_query");
-    assert_error(&app.get("/api/v1/user/search?q=a&size=101", &me.token).await?, StatusCode::BAD_REQUEST, "invalid_size");
+    assert_error(
+        &app.get("/api/v1/user/search?q=a&size=101", &me.token).await?,
+        StatusCode::BAD_REQUEST,
+        "invalid_size",
+    );
     assert_error(&app.get("/api/v1/user/search?q=a&page=0", &me.token).await?, StatusCode::BAD_REQUEST, "invalid_page");
-    assert_error(&app.get("/api/v1/user/search?q=a&page=x", &me.token).await?, StatusCode::BAD_REQUEST, "invalid_query");
+    assert_error(
+        &app.get("/api/v1/user/search?q=a&page=x", &me.token).await?,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    );
     Ok(())
 }
 
@@ -214,7 +285,9 @@ async fn malformed_requests_are_4xx(app: TestApp) -> TestResult {
     let path = "/api/v1/auth/register";
     let got = app.raw(Method::POST, path, None, "application/json", b"{not json".to_vec()).await?;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_json");
-    let got = app.raw(Method::POST, path, None, "application/json", br#"{"username": 5, "password": "password123"}"#.to_vec()).await?;
+    let got = app
+        .raw(Method::POST, path, None, "application/json", br#"{"username": 5, "password": "password123"}"#.to_vec())
+        .await?;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_json");
     let got = app.raw(Method::POST, path, None, "application/json", br#"{"password": "password123"}"#.to_vec()).await?;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_json");

@@ -58,7 +58,8 @@ async fn request_and_accept(app: TestApp) -> TestResult {
 
     // Accept into a custom category with a remark.
     let (_, cat) = app.post("/api/v1/friend/categories", Some(&b.token), json!({"name": "Work"})).await?;
-    let (s, r) = answer(&app, &b, id, json!({"action": "accept", "category_id": cat["id"], "remark": "Alice (work)"})).await?;
+    let (s, r) =
+        answer(&app, &b, id, json!({"action": "accept", "category_id": cat["id"], "remark": "Alice (work)"})).await?;
     assert_eq!(s, StatusCode::OK, "{r}");
     assert_eq!(r["status"], "accepted");
 
@@ -156,7 +157,11 @@ async fn only_the_recipient_answers_only_pending(app: TestApp) -> TestResult {
     // The sender and a third user cannot act on it, and cannot tell it exists.
     assert_error(&answer(&app, &a, id, json!({"action": "accept"})).await?, StatusCode::NOT_FOUND, "request_not_found");
     assert_error(&answer(&app, &c, id, json!({"action": "accept"})).await?, StatusCode::NOT_FOUND, "request_not_found");
-    assert_error(&answer(&app, &b, 999_999, json!({"action": "accept"})).await?, StatusCode::NOT_FOUND, "request_not_found");
+    assert_error(
+        &answer(&app, &b, 999_999, json!({"action": "accept"})).await?,
+        StatusCode::NOT_FOUND,
+        "request_not_found",
+    );
     assert_error(&answer(&app, &b, id, json!({"action": "maybe"})).await?, StatusCode::BAD_REQUEST, "invalid_action");
     // Someone else's category.
     let (_, cat) = app.post("/api/v1/friend/categories", Some(&c.token), json!({"name": "Mine"})).await?;
@@ -168,7 +173,11 @@ async fn only_the_recipient_answers_only_pending(app: TestApp) -> TestResult {
     let (s, _) = answer(&app, &b, id, json!({"action": "accept"})).await?;
     assert_eq!(s, StatusCode::OK);
     for action in ["accept", "reject", "ignore"] {
-        assert_error(&answer(&app, &b, id, json!({"action": action})).await?, StatusCode::CONFLICT, "request_not_pending");
+        assert_error(
+            &answer(&app, &b, id, json!({"action": action})).await?,
+            StatusCode::CONFLICT,
+            "request_not_pending",
+        );
     }
     Ok(())
 }
@@ -240,7 +249,8 @@ async fn request_lists_page_newest_first(app: TestApp) -> TestResult {
     }
     let mut seen = Vec::new();
     for page in 1..=3 {
-        let (_, r) = app.get(&format!("/api/v1/friend/requests?direction=incoming&size=2&page={page}"), &me.token).await?;
+        let (_, r) =
+            app.get(&format!("/api/v1/friend/requests?direction=incoming&size=2&page={page}"), &me.token).await?;
         assert_eq!(r["has_more"], page < 3, "{r}");
         seen.extend(items(&r)?.iter().filter_map(|x| x["message"].as_str().map(str::to_owned)));
     }
@@ -248,8 +258,16 @@ async fn request_lists_page_newest_first(app: TestApp) -> TestResult {
     let (_, r) = app.get("/api/v1/friend/requests?direction=incoming&size=2&page=4", &me.token).await?;
     assert!(items(&r)?.is_empty());
     assert_eq!(r["has_more"], false);
-    assert_error(&app.get("/api/v1/friend/requests?direction=sideways", &me.token).await?, StatusCode::BAD_REQUEST, "invalid_direction");
-    assert_error(&app.get("/api/v1/friend/requests?status=lost", &me.token).await?, StatusCode::BAD_REQUEST, "invalid_status");
+    assert_error(
+        &app.get("/api/v1/friend/requests?direction=sideways", &me.token).await?,
+        StatusCode::BAD_REQUEST,
+        "invalid_direction",
+    );
+    assert_error(
+        &app.get("/api/v1/friend/requests?status=lost", &me.token).await?,
+        StatusCode::BAD_REQUEST,
+        "invalid_status",
+    );
     Ok(())
 }
 
@@ -262,7 +280,8 @@ async fn friend_list_pages_and_filters(app: TestApp) -> TestResult {
         app.befriend(&me, &u).await?;
         app.clock.advance(1_000);
         if i % 2 == 0 {
-            let (s, _) = app.patch(&format!("/api/v1/friends/{}", u.id), &me.token, json!({"category_id": work["id"]})).await?;
+            let (s, _) =
+                app.patch(&format!("/api/v1/friends/{}", u.id), &me.token, json!({"category_id": work["id"]})).await?;
             assert_eq!(s, StatusCode::OK);
         }
         ids.push(u.id);
@@ -287,7 +306,11 @@ async fn friend_list_pages_and_filters(app: TestApp) -> TestResult {
     // Another user's category is not found.
     let other = app.user("other").await?;
     let (_, oc) = app.post("/api/v1/friend/categories", Some(&other.token), json!({"name": "X"})).await?;
-    assert_error(&app.get(&format!("/api/v1/friends?category_id={}", oc["id"]), &me.token).await?, StatusCode::NOT_FOUND, "category_not_found");
+    assert_error(
+        &app.get(&format!("/api/v1/friends?category_id={}", oc["id"]), &me.token).await?,
+        StatusCode::NOT_FOUND,
+        "category_not_found",
+    );
     assert_error(&app.get("/api/v1/friends?size=0", &me.token).await?, StatusCode::BAD_REQUEST, "invalid_size");
     Ok(())
 }
@@ -297,7 +320,8 @@ async fn friend_details_update_and_delete(app: TestApp) -> TestResult {
     app.befriend(&a, &b).await?;
     assert_error(&app.get(&format!("/api/v1/friends/{}", c.id), &a.token).await?, StatusCode::NOT_FOUND, "not_friends");
 
-    let (s, f) = app.patch(&format!("/api/v1/friends/{}", b.id), &a.token, json!({"remark": "Bobby", "dnd": true})).await?;
+    let (s, f) =
+        app.patch(&format!("/api/v1/friends/{}", b.id), &a.token, json!({"remark": "Bobby", "dnd": true})).await?;
     assert_eq!(s, StatusCode::OK, "{f}");
     assert_eq!((f["remark"].as_str(), f["dnd"].as_bool()), (Some("Bobby"), Some(true)));
     // Per side: Bob's view of Alice is unchanged.
@@ -306,17 +330,33 @@ async fn friend_details_update_and_delete(app: TestApp) -> TestResult {
     // remark: null clears it; absent fields stay.
     let (_, f) = app.patch(&format!("/api/v1/friends/{}", b.id), &a.token, json!({"remark": null})).await?;
     assert_eq!((f["remark"].is_null(), f["dnd"].as_bool()), (true, Some(true)));
-    assert_error(&app.patch(&format!("/api/v1/friends/{}", b.id), &a.token, json!({"remark": "r".repeat(65)})).await?, StatusCode::UNPROCESSABLE_ENTITY, "invalid_remark");
+    assert_error(
+        &app.patch(&format!("/api/v1/friends/{}", b.id), &a.token, json!({"remark": "r".repeat(65)})).await?,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_remark",
+    );
     let (_, cc) = app.post("/api/v1/friend/categories", Some(&c.token), json!({"name": "Carols"})).await?;
-    assert_error(&app.patch(&format!("/api/v1/friends/{}", b.id), &a.token, json!({"category_id": cc["id"]})).await?, StatusCode::NOT_FOUND, "category_not_found");
-    assert_error(&app.patch(&format!("/api/v1/friends/{}", c.id), &a.token, json!({"dnd": true})).await?, StatusCode::NOT_FOUND, "not_friends");
+    assert_error(
+        &app.patch(&format!("/api/v1/friends/{}", b.id), &a.token, json!({"category_id": cc["id"]})).await?,
+        StatusCode::NOT_FOUND,
+        "category_not_found",
+    );
+    assert_error(
+        &app.patch(&format!("/api/v1/friends/{}", c.id), &a.token, json!({"dnd": true})).await?,
+        StatusCode::NOT_FOUND,
+        "not_friends",
+    );
 
     // Delete removes both sides.
     let (s, _) = app.delete(&format!("/api/v1/friends/{}", b.id), &a.token).await?;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert!(friend_ids(&app, &a).await?.is_empty());
     assert!(friend_ids(&app, &b).await?.is_empty());
-    assert_error(&app.delete(&format!("/api/v1/friends/{}", a.id), &b.token).await?, StatusCode::NOT_FOUND, "not_friends");
+    assert_error(
+        &app.delete(&format!("/api/v1/friends/{}", a.id), &b.token).await?,
+        StatusCode::NOT_FOUND,
+        "not_friends",
+    );
     Ok(())
 }
 
@@ -325,15 +365,30 @@ async fn categories(app: TestApp) -> TestResult {
     let (_, r) = app.get("/api/v1/friend/categories", &a.token).await?;
     let cats = items(&r)?;
     assert_eq!(cats.len(), 1);
-    assert_eq!((cats[0]["name"].as_str(), cats[0]["is_default"].as_bool(), cats[0]["count"].as_i64()), (Some("Friends"), Some(true), Some(0)));
+    assert_eq!(
+        (cats[0]["name"].as_str(), cats[0]["is_default"].as_bool(), cats[0]["count"].as_i64()),
+        (Some("Friends"), Some(true), Some(0))
+    );
     let default_id = cats[0]["id"].as_i64().ok_or("id")?;
 
     let (s, fam) = app.post("/api/v1/friend/categories", Some(&a.token), json!({"name": "Family"})).await?;
     assert_eq!(s, StatusCode::CREATED, "{fam}");
     let fam_id = fam["id"].as_i64().ok_or("id")?;
-    assert_error(&app.post("/api/v1/friend/categories", Some(&a.token), json!({"name": "family"})).await?, StatusCode::CONFLICT, "category_exists");
-    assert_error(&app.post("/api/v1/friend/categories", Some(&a.token), json!({"name": ""})).await?, StatusCode::UNPROCESSABLE_ENTITY, "invalid_name");
-    assert_error(&app.post("/api/v1/friend/categories", Some(&a.token), json!({"name": "n".repeat(33)})).await?, StatusCode::UNPROCESSABLE_ENTITY, "invalid_name");
+    assert_error(
+        &app.post("/api/v1/friend/categories", Some(&a.token), json!({"name": "family"})).await?,
+        StatusCode::CONFLICT,
+        "category_exists",
+    );
+    assert_error(
+        &app.post("/api/v1/friend/categories", Some(&a.token), json!({"name": ""})).await?,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_name",
+    );
+    assert_error(
+        &app.post("/api/v1/friend/categories", Some(&a.token), json!({"name": "n".repeat(33)})).await?,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_name",
+    );
     let (s, _) = app.post("/api/v1/friend/categories", Some(&a.token), json!({"name": "n".repeat(32)})).await?;
     assert_eq!(s, StatusCode::CREATED);
     // Names are per user.
@@ -343,7 +398,11 @@ async fn categories(app: TestApp) -> TestResult {
     // Rename; renaming onto another name of mine is refused; renaming to itself is fine.
     let (s, r) = app.patch(&format!("/api/v1/friend/categories/{fam_id}"), &a.token, json!({"name": "Kin"})).await?;
     assert_eq!((s, r["name"].as_str()), (StatusCode::OK, Some("Kin")));
-    assert_error(&app.patch(&format!("/api/v1/friend/categories/{fam_id}"), &a.token, json!({"name": "FRIENDS"})).await?, StatusCode::CONFLICT, "category_exists");
+    assert_error(
+        &app.patch(&format!("/api/v1/friend/categories/{fam_id}"), &a.token, json!({"name": "FRIENDS"})).await?,
+        StatusCode::CONFLICT,
+        "category_exists",
+    );
     let (s, _) = app.patch(&format!("/api/v1/friend/categories/{fam_id}"), &a.token, json!({"name": "KIN"})).await?;
     assert_eq!(s, StatusCode::OK);
 
@@ -352,20 +411,37 @@ async fn categories(app: TestApp) -> TestResult {
     let (s, _) = app.patch(&format!("/api/v1/friends/{}", b.id), &a.token, json!({"category_id": fam_id})).await?;
     assert_eq!(s, StatusCode::OK);
     let (_, r) = app.get("/api/v1/friend/categories", &a.token).await?;
-    let count_of = |id: i64| items(&r).ok().and_then(|v| v.iter().find(|c| c["id"] == id).and_then(|c| c["count"].as_i64()));
+    let count_of =
+        |id: i64| items(&r).ok().and_then(|v| v.iter().find(|c| c["id"] == id).and_then(|c| c["count"].as_i64()));
     assert_eq!((count_of(default_id), count_of(fam_id)), (Some(0), Some(1)));
     let (s, d) = app.delete(&format!("/api/v1/friend/categories/{fam_id}"), &a.token).await?;
     assert_eq!((s, d["moved_to_default"].as_i64()), (StatusCode::OK, Some(1)));
     let (_, f) = app.get(&format!("/api/v1/friends/{}", b.id), &a.token).await?;
     assert_eq!(f["category"]["id"], default_id);
 
-    assert_error(&app.delete(&format!("/api/v1/friend/categories/{default_id}"), &a.token).await?, StatusCode::BAD_REQUEST, "cannot_delete_default");
+    assert_error(
+        &app.delete(&format!("/api/v1/friend/categories/{default_id}"), &a.token).await?,
+        StatusCode::BAD_REQUEST,
+        "cannot_delete_default",
+    );
     // Another user's category: 404 for every verb, not 403.
     let (_, r) = app.get("/api/v1/friend/categories", &b.token).await?;
     let bobs = items(&r)?[1]["id"].as_i64().ok_or("id")?;
-    assert_error(&app.patch(&format!("/api/v1/friend/categories/{bobs}"), &a.token, json!({"name": "mine now"})).await?, StatusCode::NOT_FOUND, "category_not_found");
-    assert_error(&app.delete(&format!("/api/v1/friend/categories/{bobs}"), &a.token).await?, StatusCode::NOT_FOUND, "category_not_found");
-    assert_error(&app.delete(&format!("/api/v1/friend/categories/{fam_id}"), &a.token).await?, StatusCode::NOT_FOUND, "category_not_found");
+    assert_error(
+        &app.patch(&format!("/api/v1/friend/categories/{bobs}"), &a.token, json!({"name": "mine now"})).await?,
+        StatusCode::NOT_FOUND,
+        "category_not_found",
+    );
+    assert_error(
+        &app.delete(&format!("/api/v1/friend/categories/{bobs}"), &a.token).await?,
+        StatusCode::NOT_FOUND,
+        "category_not_found",
+    );
+    assert_error(
+        &app.delete(&format!("/api/v1/friend/categories/{fam_id}"), &a.token).await?,
+        StatusCode::NOT_FOUND,
+        "category_not_found",
+    );
     Ok(())
 }
 
@@ -411,7 +487,11 @@ async fn requests_racing_deletes_stay_consistent(app: TestApp) -> TestResult {
 
         // Delete racing a request the other way: both sides agree afterwards.
         app.clock.advance(DAY + 1);
-        let (d, s) = futures_util::future::join(app.delete(&format!("/api/v1/friends/{}", b.id), &a.token), send(&app, &b, &a, "again")).await;
+        let (d, s) = futures_util::future::join(
+            app.delete(&format!("/api/v1/friends/{}", b.id), &a.token),
+            send(&app, &b, &a, "again"),
+        )
+        .await;
         let (d, s) = (d?, s?);
         assert_eq!(d.0, StatusCode::NO_CONTENT);
         assert!(s.0 == StatusCode::CREATED || s.1["error"] == "already_friends", "{s:?}");

@@ -85,7 +85,13 @@ impl TestApp {
     }
 
     /// Sends a request; returns the status and the JSON body (`Null` when empty).
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> TestResult<(StatusCode, Value)> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResult<(StatusCode, Value)> {
         let mut req = self.client.request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.insert_header(("Authorization", format!("Bearer {t}")));
@@ -100,8 +106,16 @@ impl TestApp {
     }
 
     /// Sends raw bytes with a content type (malformed-input tests).
-    pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>) -> TestResult<(StatusCode, Value)> {
-        let mut req = self.client.request(method, format!("{}{}", self.base, path)).insert_header(("Content-Type", content_type));
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> TestResult<(StatusCode, Value)> {
+        let mut req =
+            self.client.request(method, format!("{}{}", self.base, path)).insert_header(("Content-Type", content_type));
         if let Some(t) = token {
             req = req.insert_header(("Authorization", format!("Bearer {t}")));
         }
@@ -133,14 +147,16 @@ impl TestApp {
 
     /// Registers `username` (password `password123`) and logs in.
     pub async fn user(&self, username: &str) -> TestResult<User> {
-        let (s, body) = self.post("/api/v1/auth/register", None, json!({"username": username, "password": "password123"})).await?;
+        let (s, body) =
+            self.post("/api/v1/auth/register", None, json!({"username": username, "password": "password123"})).await?;
         assert_eq!(s, StatusCode::CREATED, "register {username}: {body}");
         self.login(username).await
     }
 
     /// Logs `username` in on a new device.
     pub async fn login(&self, username: &str) -> TestResult<User> {
-        let (s, body) = self.post("/api/v1/auth/login", None, json!({"username": username, "password": "password123"})).await?;
+        let (s, body) =
+            self.post("/api/v1/auth/login", None, json!({"username": username, "password": "password123"})).await?;
         assert_eq!(s, StatusCode::OK, "login {username}: {body}");
         Ok(User {
             id: body["user"]["id"].as_i64().ok_or("no user id")?,
@@ -152,7 +168,8 @@ impl TestApp {
 
     /// Makes `a` and `b` friends through a request and its acceptance.
     pub async fn befriend(&self, a: &User, b: &User) -> TestResult {
-        let (s, r) = self.post("/api/v1/friend/request", Some(&a.token), json!({"to_user_id": b.id, "message": "hi"})).await?;
+        let (s, r) =
+            self.post("/api/v1/friend/request", Some(&a.token), json!({"to_user_id": b.id, "message": "hi"})).await?;
         assert_eq!(s, StatusCode::CREATED, "{r}");
         let id = r["id"].as_i64().ok_or("no request id")?;
         let (s, r) = self.put(&format!("/api/v1/friend/request/{id}"), &b.token, json!({"action": "accept"})).await?;

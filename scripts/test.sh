@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: makes sure PostgreSQL, Redis and the MongoDB wire-protocol
+# server answer (scripts/services.sh), points the tests at them, then
+#   cargo test --workspace --all-targets [extra args...]
+#
+# Works on this machine and, as root, on a fresh Debian 12 machine (services.sh installs
+# what is missing). Extra arguments go to cargo test. Note that with --workspace and
+# --all-targets cargo ignores -p and --test; narrow a run with a test-name filter:
+#   scripts/test.sh -- message_store --nocapture
+#
+# Environment respected (defaults in brackets):
+#   IM_TEST_POSTGRES_URL [postgres://postgres@127.0.0.1:5432/postgres]
+#   IM_TEST_REDIS_URL    [redis://127.0.0.1:6379]
+#   IM_TEST_MONGODB_URL  [mongodb://127.0.0.1:27017]
+#   CARGO_TARGET_DIR     [cargo's default, target/]
+#   CARGO_BUILD_JOBS     [2]
+#   IM_SKIP_SERVICES=1   skip scripts/services.sh
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here/.."
+
+# cargo from rustup, when the caller's PATH lacks it (e.g. a non-login root shell).
+if ! command -v cargo >/dev/null 2>&1 && [[ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]]; then
+    export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+fi
+
+# shellcheck source=scripts/services.sh
+source "$here/services.sh"
+
+export IM_TEST_POSTGRES_URL="${IM_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+export IM_TEST_REDIS_URL="${IM_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+export IM_TEST_MONGODB_URL="${IM_TEST_MONGODB_URL:-mongodb://127.0.0.1:27017}"
+export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+# Tests run with libtest's default parallelism.
+unset RUST_TEST_THREADS
+
+echo "[test] IM_TEST_POSTGRES_URL=$IM_TEST_POSTGRES_URL"
+echo "[test] IM_TEST_REDIS_URL=$IM_TEST_REDIS_URL"
+echo "[test] IM_TEST_MONGODB_URL=$IM_TEST_MONGODB_URL"
+echo "[test] CARGO_BUILD_JOBS=$CARGO_BUILD_JOBS CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-<default>}"
+echo "[test] cargo test --workspace --all-targets $*"
+exec cargo test --workspace --all-targets "$@"
