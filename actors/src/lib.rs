@@ -1,10 +1,20 @@
-//! IM-Server's actors: storage workers, message stores, and (as the product grows) the
-//! registries, conversation and group actors, presence and the cluster bus. No HTTP here.
+//! IM-Server's actors: storage workers, message stores, the session and conversation
+//! registries, conversation actors, group commit and presence. No HTTP here.
 //!
 //! # Layout
 //!
 //! - [`db`]: the `SqlStore` actor (Diesel on `SyncArbiter` threads) and [`db::Db`], its handle.
 //! - [`store`]: the [`store::MessageStore`] interface with its SQL and MongoDB implementations.
+//! - [`writer`]: `MessageWriter`, group commit of sequenced messages.
+//! - [`registry`]: `SessionRegistry`, user -> device -> session, and bounded local delivery.
+//! - [`conversation`]: `ConversationRegistry` and `ConversationActor` (1:1 chats).
+//! - [`presence`]: `Presence`, online/offline frames to friends.
+//! - [`hub`]: [`hub::Hub`], the addresses of a node's actors, and [`hub::Hub::start`].
 
+pub mod conversation;
 pub mod db;
+pub mod hub;
+pub mod presence;
+pub mod registry;
 pub mod store;
+pub mod writer;

@@ -8,11 +8,13 @@
 //! - [`db`]: the connection enum over SQLite and PostgreSQL, the pool, embedded migrations, and one
 //!   query module per area (`users`, `devices`, `friends`, `messages`).
 //! - [`message`]: the stored message record shared by the SQL and MongoDB message stores.
+//! - [`protocol`]: the WebSocket frames in both directions.
 
 pub mod clock;
 pub mod db;
 pub mod ids;
 pub mod message;
+pub mod protocol;
 
 pub use clock::Clock;
 pub use ids::{CategoryId, ConvId, ConvKind, DeviceId, GroupId, NodeId, RequestId, UserId};

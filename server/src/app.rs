@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use actix_web::{dev::ServerHandle, middleware, web, App, HttpServer};
 use actors::db::Db;
+use actors::hub::{ChatSettings, Hub};
 use actors::store::{MessageStore, MongoMessageStore, SqlMessageStore};
 use anyhow::Context;
 use schema::db::Database;
@@ -74,14 +75,18 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
     let cost = settings.auth.bcrypt_cost;
     let dummy_hash = web::block(move || bcrypt::hash(crate::auth::new_token(), cost)).await??;
 
-    let state = web::Data::new(AppState {
-        settings: settings.clone(),
-        db,
-        store,
-        clock,
-        events: Events::default(),
-        dummy_hash,
-    });
+    let hub = Hub::start(
+        db.clone(),
+        store.clone(),
+        clock.clone(),
+        ChatSettings {
+            recall_window: Duration::from_secs(settings.chat.recall_window_secs),
+            conversation_idle: Duration::from_secs(settings.chat.conversation_idle_secs),
+            node_id: settings.cluster.node_id.clone(),
+        },
+    );
+    let events = Events::new(hub.sessions.clone(), hub.conversations.clone());
+    let state = web::Data::new(AppState { settings: settings.clone(), db, store, clock, hub, events, dummy_hash });
 
     let max_body = settings.server.max_body_bytes;
     let app_state = state.clone();
@@ -94,6 +99,7 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
             .app_data(web::PathConfig::default().error_handler(routes::path_error))
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("im::http"))
             .configure(routes::configure)
+            .service(web::resource("/ws").route(web::get().to(crate::ws::connect)))
             .default_service(web::to(routes::not_found))
     })
     .disable_signals()

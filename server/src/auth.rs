@@ -29,9 +29,16 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// What bcrypt actually hashes: the base64 of the password's SHA-256. bcrypt reads at most 72
+/// bytes, so hashing the raw password would ignore the rest of a long one; the digest keeps every
+/// byte significant (44 characters, no NUL bytes).
+fn prehash(password: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(password.as_bytes()))
+}
+
 /// Hashes a password with bcrypt at `cost` on the blocking pool.
 pub async fn hash_password(password: String, cost: u32) -> Result<String, ApiError> {
-    web::block(move || bcrypt::hash(password, cost)).await?.map_err(ApiError::internal)
+    web::block(move || bcrypt::hash(prehash(&password), cost)).await?.map_err(ApiError::internal)
 }
 
 /// Verifies `password` against `hash` on the blocking pool. For an unknown user pass `None`:
@@ -40,7 +47,7 @@ pub async fn hash_password(password: String, cost: u32) -> Result<String, ApiErr
 pub async fn verify_password(password: String, hash: Option<String>, dummy: &str) -> Result<bool, ApiError> {
     let known = hash.is_some();
     let hash = hash.unwrap_or_else(|| dummy.to_owned());
-    let ok = web::block(move || bcrypt::verify(password, &hash)).await?;
+    let ok = web::block(move || bcrypt::verify(prehash(&password), &hash)).await?;
     Ok(known && ok.unwrap_or(false))
 }
 
@@ -129,5 +136,15 @@ mod tests {
         assert_eq!(a.len(), 43);
         assert_eq!(hash_token(&a).len(), 64);
         assert_eq!(hash_token(&a), hash_token(&a));
+    }
+
+    #[test]
+    fn long_passwords_count_past_72_bytes() -> Result<(), bcrypt::BcryptError> {
+        let a = format!("{}{}", "x".repeat(72), "tail-one");
+        let b = format!("{}{}", "x".repeat(72), "tail-two");
+        let h = bcrypt::hash(prehash(&a), 4)?;
+        assert!(bcrypt::verify(prehash(&a), &h)?);
+        assert!(!bcrypt::verify(prehash(&b), &h)?);
+        Ok(())
     }
 }

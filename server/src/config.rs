@@ -21,6 +21,65 @@ pub struct Settings {
     pub auth: AuthSection,
     pub admin: AdminSection,
     pub friends: FriendsSection,
+    pub ws: WsSection,
+    pub chat: ChatSection,
+}
+
+/// `[ws]`: WebSocket sessions: heartbeat and the per-session limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WsSection {
+    /// How often the server pings each connection, seconds.
+    pub heartbeat_interval_secs: u64,
+    /// A connection silent (no frame, no pong) for this long is closed, seconds.
+    pub client_timeout_secs: u64,
+    /// Largest accepted frame, bytes (larger ones close the connection with 1009).
+    pub max_frame_bytes: usize,
+    /// Sustained frames per second a session may send (token bucket rate).
+    pub frames_per_sec: u32,
+    /// Burst size of the token bucket.
+    pub burst: u32,
+    /// Frames refused in a row for flooding before the connection is closed (1008).
+    pub max_refusals: u32,
+    /// Frames queued to a session's mailbox before it counts as a slow consumer.
+    pub mailbox: usize,
+    /// Encoded bytes waiting for a client that does not read before it is disconnected.
+    pub max_outbound_bytes: usize,
+}
+
+impl Default for WsSection {
+    fn default() -> Self {
+        WsSection {
+            heartbeat_interval_secs: 15,
+            client_timeout_secs: 45,
+            max_frame_bytes: 64 * 1024,
+            frames_per_sec: 50,
+            burst: 100,
+            max_refusals: 50,
+            mailbox: 1024,
+            max_outbound_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[chat]`: message rules.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatSection {
+    /// Longest message body, characters.
+    pub max_message_chars: usize,
+    /// How long after sending the sender may recall a message, seconds.
+    pub recall_window_secs: u64,
+    /// A conversation actor with no traffic for this long stops, seconds.
+    pub conversation_idle_secs: u64,
+    /// Most messages one `sync` or history page returns.
+    pub max_page: i64,
+}
+
+impl Default for ChatSection {
+    fn default() -> Self {
+        ChatSection { max_message_chars: 4000, recall_window_secs: 120, conversation_idle_secs: 300, max_page: 200 }
+    }
 }
 
 /// `[server]`: listening address, public URL and request limits.
@@ -248,6 +307,21 @@ impl Settings {
                 "friends",
                 "request_ttl_secs and sweep_interval_secs must be positive, request_cooldown_secs not negative",
             );
+        }
+        if self.ws.heartbeat_interval_secs == 0 || self.ws.client_timeout_secs <= self.ws.heartbeat_interval_secs {
+            return bad("ws.client_timeout_secs", "must be greater than ws.heartbeat_interval_secs (> 0)");
+        }
+        if self.ws.max_frame_bytes < 1024 {
+            return bad("ws.max_frame_bytes", "must be at least 1024");
+        }
+        if self.ws.frames_per_sec == 0 || self.ws.burst == 0 {
+            return bad("ws.frames_per_sec", "frames_per_sec and burst must be positive");
+        }
+        if self.ws.mailbox < 16 {
+            return bad("ws.mailbox", "must be at least 16");
+        }
+        if self.chat.max_message_chars == 0 || self.chat.max_page < 1 {
+            return bad("chat.max_message_chars", "max_message_chars and max_page must be positive");
         }
         Ok(())
     }

@@ -42,7 +42,7 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    /// 400 `invalid_<field>`-style validation failure.
+    /// 422: a field failed validation (`invalid_<field>` codes).
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
     }

@@ -1,29 +1,39 @@
-//! Events pushed to users' online devices ("you have a friend request", "accepted", "removed").
+//! Events pushed to users' online devices ("you have a friend request", "accepted", "removed"),
+//! and the hook that tells conversation actors that a friendship or a setting changed.
 //!
 //! HTTP handlers call [`Events::push`] once per event and recipient; nothing else is needed to
-//! reach users. Until WebSocket sessions exist the events are only logged at debug level.
+//! reach users on every device.
 
-use schema::UserId;
-use serde::Serialize;
+use actix::Addr;
+use actors::conversation::{ConversationRegistry, RefreshConversation};
+use actors::registry::{DeliverToUser, SessionRegistry};
+use schema::protocol::ServerFrame;
+use schema::{ConvId, UserId};
 use serde_json::Value;
 
-/// An event for one user's devices.
-#[derive(Debug, Clone, Serialize)]
-pub struct UserEvent {
-    /// Event name, such as `friend_request`.
-    pub event: &'static str,
-    /// Event payload.
-    pub data: Value,
+/// The event sink.
+#[derive(Clone)]
+pub struct Events {
+    sessions: Addr<SessionRegistry>,
+    conversations: Addr<ConversationRegistry>,
 }
 
-/// The event sink.
-#[derive(Clone, Default)]
-pub struct Events {}
-
 impl Events {
+    /// Events delivered through the node's registries.
+    pub fn new(sessions: Addr<SessionRegistry>, conversations: Addr<ConversationRegistry>) -> Self {
+        Events { sessions, conversations }
+    }
+
     /// Pushes `event` with `data` to every online device of `to`.
     pub fn push(&self, to: UserId, event: &'static str, data: Value) {
-        let ev = UserEvent { event, data };
-        log::debug!("event for user {to}: {}", serde_json::to_string(&ev).unwrap_or_default());
+        let frame = ServerFrame::Event { event: event.to_owned(), data }.encode();
+        if self.sessions.try_send(DeliverToUser { user: to, frame: frame.into(), except: None }).is_err() {
+            log::warn!("session registry overloaded; event {event} for user {to} dropped");
+        }
+    }
+
+    /// The friendship of `a` and `b`, or a setting of their conversation, changed.
+    pub fn pair_changed(&self, a: UserId, b: UserId) {
+        self.conversations.do_send(RefreshConversation { conv: ConvId::direct(a, b) });
     }
 }

@@ -10,6 +10,7 @@
 //! - [`events`]: pushes events to users' online devices.
 //! - [`state`]: [`state::AppState`], what handlers share.
 //! - [`tasks`]: periodic background work (sweepers).
+//! - [`ws`]: the `/ws` endpoint and the `WsSession` actor (one per connection).
 
 pub mod app;
 pub mod auth;
@@ -19,3 +20,4 @@ pub mod events;
 pub mod routes;
 pub mod state;
 pub mod tasks;
+pub mod ws;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use actors::db::Db;
+use actors::hub::Hub;
 use actors::store::MessageStore;
 use schema::Clock;
 
@@ -19,6 +20,8 @@ pub struct AppState {
     pub store: Arc<dyn MessageStore>,
     /// The clock time rules read.
     pub clock: Clock,
+    /// The node's actors.
+    pub hub: Hub,
     /// Where user-facing events (friend requests, ...) are pushed.
     pub events: Events,
     /// A bcrypt hash at the configured cost, checked when a login names no known user.

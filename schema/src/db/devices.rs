@@ -43,11 +43,13 @@ pub fn list(conn: &mut AnyConnection, user_id: i64, now: i64) -> Result<Vec<Devi
         .load(conn)?)
 }
 
-/// Revokes one of a user's devices; false when the device is not theirs or already revoked.
+/// Revokes one of a user's live devices; false when the device is not theirs, already revoked
+/// or expired.
 pub fn revoke(conn: &mut AnyConnection, user_id: i64, device_id: i64, now: i64) -> Result<bool, DbError> {
     let n = diesel::update(devices::table.find(device_id))
         .filter(devices::user_id.eq(user_id))
         .filter(devices::revoked_at.is_null())
+        .filter(devices::expires_at.gt(now))
         .set(devices::revoked_at.eq(now))
         .execute(conn)?;
     Ok(n == 1)

@@ -551,6 +551,8 @@ pub fn list_requests(
     let open = [status::PENDING, status::IGNORED];
     q = match (status_filter, direction) {
         (None, _) => q,
+        // Senders never see "ignored": theirs read as pending.
+        (Some(status::IGNORED), Direction::Outgoing) => q.filter(friend_requests::id.lt(0)),
         (Some(status::PENDING), Direction::Outgoing) => {
             q.filter(friend_requests::status.eq_any(open)).filter(friend_requests::created_at.gt(cutoff))
         }

@@ -121,3 +121,31 @@ pub struct Friendship {
     pub dnd: bool,
     pub created_at: i64,
 }
+
+/// A row of `conversations`: the summary the conversation list shows.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = super::schema::conversations)]
+pub struct Conversation {
+    pub conv_id: String,
+    pub last_seq: i64,
+    pub last_ts: i64,
+    pub last_sender_id: Option<i64>,
+    pub last_preview: Option<String>,
+    pub created_at: i64,
+}
+
+/// A row of `conversation_states`: one member's marks and settings in a conversation.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = super::schema::conversation_states)]
+pub struct ConversationState {
+    pub user_id: i64,
+    pub conv_id: String,
+    pub peer_id: Option<i64>,
+    pub read_seq: i64,
+    pub delivered_seq: i64,
+    pub cleared_seq: i64,
+    pub hidden_seq: i64,
+    pub pinned: bool,
+    pub dnd: bool,
+    pub created_at: i64,
+}

@@ -82,7 +82,43 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    conversations (conv_id) {
+        conv_id -> Text,
+        last_seq -> BigInt,
+        last_ts -> BigInt,
+        last_sender_id -> Nullable<BigInt>,
+        last_preview -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    conversation_states (user_id, conv_id) {
+        user_id -> BigInt,
+        conv_id -> Text,
+        peer_id -> Nullable<BigInt>,
+        read_seq -> BigInt,
+        delivered_seq -> BigInt,
+        cleared_seq -> BigInt,
+        hidden_seq -> BigInt,
+        pinned -> Bool,
+        dnd -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    message_hides (user_id, conv_id, seq) {
+        user_id -> BigInt,
+        conv_id -> Text,
+        seq -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(devices -> users (user_id));
+diesel::joinable!(conversation_states -> conversations (conv_id));
 diesel::joinable!(friendships -> friend_categories (category_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -91,4 +127,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     friend_categories,
     friend_requests,
     friendships,
+    conversations,
+    conversation_states,
+    message_hides,
 );

@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use schema::db::models::{NewDevice, NewUser, User};
 use schema::db::users::{ProfileUpdate, RegisterConflict};
 use schema::db::{devices, users};
-use schema::UserId;
+use schema::{DeviceId, UserId};
 use serde::{Deserialize, Serialize};
 
 use super::{PageParams, Paged};
@@ -217,6 +217,7 @@ async fn logout(state: web::Data<AppState>, me: Authed) -> ApiResult<HttpRespons
     let now = state.clock.now_ms();
     let (uid, did) = (me.user.id, me.device.0);
     state.db.read(move |c| devices::revoke(c, uid, did, now)).await?;
+    kick_device(&state, me.id(), me.device);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -228,6 +229,12 @@ struct DeviceView {
     last_seen_at: i64,
     expires_at: i64,
     current: bool,
+}
+
+/// Closes the WebSocket of a revoked device, if it is connected.
+fn kick_device(state: &AppState, user: UserId, device: DeviceId) {
+    use actors::registry::{KickReason, KickUser};
+    state.hub.sessions.do_send(KickUser { user, device: Some(device), reason: KickReason::Revoked });
 }
 
 /// `GET /auth/devices`: my live devices.
@@ -254,6 +261,7 @@ async fn revoke_device(state: web::Data<AppState>, me: Authed, path: web::Path<i
     let now = state.clock.now_ms();
     let (uid, did) = (me.user.id, path.into_inner());
     if state.db.read(move |c| devices::revoke(c, uid, did, now)).await? {
+        kick_device(&state, me.id(), DeviceId(did));
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(ApiError::not_found("device_not_found", "no such live device of yours"))

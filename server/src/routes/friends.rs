@@ -75,7 +75,12 @@ impl RequestView {
             message: r.message.clone(),
             status: q::effective_status(r, rules, r.from_user_id == viewer),
             created_at: r.created_at,
-            updated_at: r.updated_at,
+            // The sender is not told that the recipient ignored the request.
+            updated_at: if r.status == q::status::IGNORED && r.from_user_id == viewer {
+                r.created_at
+            } else {
+                r.updated_at
+            },
             expires_at: r.created_at + rules.ttl_ms,
             user: other.into(),
         }
@@ -99,7 +104,7 @@ pub struct FriendView {
     pub since: i64,
     /// Do-not-disturb: this friend's messages arrive flagged silent.
     pub dnd: bool,
-    /// Online state; `null` while presence is not tracked (see docs/API.md).
+    /// Online state: any device of the friend connected.
     pub online: Option<bool>,
 }
 
@@ -171,6 +176,7 @@ async fn send_request(state: web::Data<AppState>, me: Authed, body: web::Json<Se
         Sent::Befriended(r) => {
             state.events.push(UserId(to), "friend_accepted", json!({"user": PublicUser::from(&me.user)}));
             state.events.push(UserId(from), "friend_accepted", json!({"user": PublicUser::from(&target)}));
+            state.events.pair_changed(UserId(from), UserId(to));
             Ok(HttpResponse::Ok().json(RequestView::new(&r, &target, from, &rules)))
         }
     }
@@ -261,6 +267,7 @@ async fn answer_request(
     };
     let sender = crate::auth::load_user(&state, UserId(req.from_user_id)).await?;
     if accepted {
+        state.events.pair_changed(me.id(), UserId(req.from_user_id));
         state.events.push(
             UserId(req.from_user_id),
             "friend_accepted",
@@ -399,8 +406,23 @@ async fn list_friends(
         })
         .await?
         .ok_or_else(|| ApiError::not_found("category_not_found", "no such category of yours"))?;
-    let items: Vec<FriendView> = rows.iter().map(FriendView::new).collect();
+    let mut items: Vec<FriendView> = rows.iter().map(FriendView::new).collect();
+    let on = online(&state, items.iter().map(|f| UserId(f.user.id)).collect()).await;
+    for f in &mut items {
+        f.online = Some(on.contains(&UserId(f.user.id)));
+    }
     Ok(HttpResponse::Ok().json(Paged::from_rows(items, page, size)))
+}
+
+/// Which of `users` are online (any device connected).
+async fn online(state: &AppState, users: Vec<UserId>) -> Vec<UserId> {
+    match state.hub.sessions.send(actors::registry::ListOnline { users }).await {
+        Ok(v) => v,
+        Err(e) => {
+            log::warn!("presence lookup failed: {e}");
+            Vec::new()
+        }
+    }
 }
 
 fn not_friends() -> ApiError {
@@ -411,7 +433,9 @@ fn not_friends() -> ApiError {
 async fn get_friend(state: web::Data<AppState>, me: Authed, path: web::Path<i64>) -> ApiResult<HttpResponse> {
     let (uid, fid) = (me.user.id, path.into_inner());
     let row = state.db.read(move |c| q::find_friend(c, uid, fid)).await?.ok_or_else(not_friends)?;
-    Ok(HttpResponse::Ok().json(FriendView::new(&row)))
+    let mut view = FriendView::new(&row);
+    view.online = Some(!online(&state, vec![UserId(fid)]).await.is_empty());
+    Ok(HttpResponse::Ok().json(view))
 }
 
 #[derive(Debug, Deserialize)]
@@ -449,7 +473,12 @@ async fn update_friend(
         })
         .await?;
     match row {
-        Ok(Some(row)) => Ok(HttpResponse::Ok().json(FriendView::new(&row))),
+        Ok(Some(row)) => {
+            state.events.pair_changed(UserId(uid), UserId(fid));
+            let mut view = FriendView::new(&row);
+            view.online = Some(!online(&state, vec![UserId(fid)]).await.is_empty());
+            Ok(HttpResponse::Ok().json(view))
+        }
         Ok(None) | Err(FriendRefusal::NotFriends) => Err(not_friends()),
         Err(FriendRefusal::CategoryNotFound) => {
             Err(ApiError::not_found("category_not_found", "no such category of yours"))
@@ -464,5 +493,6 @@ async fn delete_friend(state: web::Data<AppState>, me: Authed, path: web::Path<i
         return Err(not_friends());
     }
     state.events.push(UserId(fid), "friend_removed", json!({"user_id": uid}));
+    state.events.pair_changed(UserId(uid), UserId(fid));
     Ok(HttpResponse::NoContent().finish())
 }

@@ -3,8 +3,10 @@
 //! - [`health`]: `/healthz`, `/readyz`.
 //! - [`accounts`]: `/api/v1/auth/*`, `/api/v1/users/*`, `/api/v1/user/search`.
 //! - [`friends`]: `/api/v1/friend/*`, `/api/v1/friends/*`.
+//! - [`conversations`]: `/api/v1/conversations/*` (messages are sent over `/ws`).
 
 pub mod accounts;
+pub mod conversations;
 pub mod friends;
 pub mod health;
 

@@ -1,0 +1,604 @@
+//! `ConversationRegistry` and `ConversationActor`: one actor per active 1:1 conversation on this
+//! node. The actor checks that the sender may post, drops resent client ids by answering with the
+//! original ack, assigns the next seq, hands the message to the [`MessageWriter`] and, once it is
+//! durable, acks the sender and delivers it to every device of both users. It also keeps the
+//! read/delivered marks and performs recalls.
+//!
+//! The registry starts actors on demand, forgets them when they stop (idle) and starts a fresh
+//! one (re-seeded from the store) when a stopped or failed actor is asked for again.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use schema::db::{conversations, friends, DbError};
+use schema::message::{Appended, MessageKind, MessageRecord, Page};
+use schema::protocol::{ServerFrame, WireMessage};
+use schema::{Clock, ConvId, ConvKind, DeviceId, UserId};
+use tokio::sync::oneshot;
+
+use crate::db::Db;
+use crate::hub::ChatSettings;
+use crate::registry::{DeliverToUser, SessionRegistry};
+use crate::store::MessageStore;
+use crate::writer::{MessageWriter, Persist};
+
+/// How many recent client ids an actor remembers (and preloads at start) for dedup. Older
+/// resends are still stored once (the store's unique index) but cost a seq.
+pub const DEDUP_WINDOW: usize = 4096;
+/// Client ids preloaded from the store when an actor starts.
+pub const DEDUP_PRELOAD: i64 = 512;
+/// How often an actor checks whether it is idle.
+pub const IDLE_CHECK: Duration = Duration::from_secs(10);
+/// How often coalesced delivered marks are written.
+pub const MARK_FLUSH: Duration = Duration::from_millis(500);
+
+/// A refusal or failure of a chat operation, with a stable code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChatError {
+    /// Only friends may chat 1:1.
+    #[error("only friends can chat")]
+    NotFriends,
+    /// Not a conversation of the caller, or not a valid id.
+    #[error("no such conversation")]
+    UnknownConversation,
+    /// No message with that seq.
+    #[error("no such message")]
+    MessageNotFound,
+    /// Recall of someone else's message.
+    #[error("only the sender can recall a message")]
+    NotYourMessage,
+    /// Recall after the window.
+    #[error("the recall window has passed")]
+    RecallWindowPassed,
+    /// The message was recalled already.
+    #[error("the message was recalled already")]
+    AlreadyRecalled,
+    /// Storage failed; the client should retry (with the same client id).
+    #[error("storage unavailable, retry")]
+    Unavailable(String),
+}
+
+impl ChatError {
+    /// The stable code clients see.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChatError::NotFriends => "not_friends",
+            ChatError::UnknownConversation => "unknown_conversation",
+            ChatError::MessageNotFound => "message_not_found",
+            ChatError::NotYourMessage => "not_your_message",
+            ChatError::RecallWindowPassed => "recall_window_passed",
+            ChatError::AlreadyRecalled => "already_recalled",
+            ChatError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+impl From<DbError> for ChatError {
+    fn from(e: DbError) -> Self {
+        ChatError::Unavailable(e.to_string())
+    }
+}
+
+/// The ack of a durable message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    pub id: String,
+    pub conv: ConvId,
+    pub seq: i64,
+    pub ts: i64,
+}
+
+/// Post a message.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Ack, ChatError>")]
+pub struct PostMessage {
+    pub sender: UserId,
+    pub device: DeviceId,
+    pub client_id: String,
+    pub body: String,
+}
+
+/// A device received everything up to `seq`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct MarkDelivered {
+    pub user: UserId,
+    pub seq: i64,
+}
+
+/// A user read everything up to `seq`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), ChatError>")]
+pub struct MarkRead {
+    pub user: UserId,
+    pub device: DeviceId,
+    pub seq: i64,
+}
+
+/// Recall a message.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), ChatError>")]
+pub struct RecallMessage {
+    pub user: UserId,
+    pub seq: i64,
+}
+
+/// Re-read friendship and do-not-disturb settings (they changed).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Refresh;
+
+/// What a conversation actor needs from the node.
+#[derive(Clone)]
+pub struct ConversationDeps {
+    db: Db,
+    store: Arc<dyn MessageStore>,
+    clock: Clock,
+    settings: Arc<ChatSettings>,
+    sessions: Addr<SessionRegistry>,
+    writer: Addr<MessageWriter>,
+}
+
+enum Entry {
+    Acked(Ack),
+    InFlight(Vec<oneshot::Sender<Result<Ack, ChatError>>>),
+}
+
+/// Friendship and notification settings of the pair, loaded at start and on [`Refresh`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Policy {
+    friends: bool,
+    /// Whether each side silenced the other (friend dnd or conversation dnd): (a, b).
+    silent: (bool, bool),
+}
+
+/// One active 1:1 conversation.
+pub struct ConversationActor {
+    conv: ConvId,
+    a: UserId,
+    b: UserId,
+    deps: ConversationDeps,
+    registry: Addr<ConversationRegistry>,
+    instance: u64,
+    next_seq: i64,
+    policy: Policy,
+    recent: HashMap<(UserId, String), Entry>,
+    order: VecDeque<(UserId, String)>,
+    delivered: HashMap<UserId, (i64, bool)>,
+    last_active: Instant,
+}
+
+/// Loads the pair's policy from the database.
+async fn load_policy(db: &Db, a: UserId, b: UserId, conv: ConvId) -> Result<Policy, DbError> {
+    db.read(move |c| {
+        let fa = friends::find_friend(c, a.0, b.0)?;
+        let fb = friends::find_friend(c, b.0, a.0)?;
+        let sa = conversations::state(c, a.0, conv.as_str())?;
+        let sb = conversations::state(c, b.0, conv.as_str())?;
+        Ok(Policy {
+            friends: fa.is_some() && fb.is_some(),
+            silent: (
+                fa.as_ref().is_some_and(|f| f.0.dnd) || sa.is_some_and(|s| s.dnd),
+                fb.as_ref().is_some_and(|f| f.0.dnd) || sb.is_some_and(|s| s.dnd),
+            ),
+        })
+    })
+    .await
+}
+
+impl ConversationActor {
+    fn peer(&self, u: UserId) -> UserId {
+        if u == self.a {
+            self.b
+        } else {
+            self.a
+        }
+    }
+
+    fn silent_for(&self, u: UserId) -> bool {
+        if u == self.a {
+            self.policy.silent.0
+        } else {
+            self.policy.silent.1
+        }
+    }
+
+    fn remember(&mut self, key: (UserId, String), entry: Entry) {
+        if self.recent.insert(key.clone(), entry).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > DEDUP_WINDOW {
+            if let Some(old) = self.order.pop_front() {
+                if matches!(self.recent.get(&old), Some(Entry::Acked(_))) {
+                    self.recent.remove(&old);
+                } else {
+                    // Still in flight: keep it, look again later.
+                    self.order.push_back(old);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn to_user(&self, user: UserId, frame: &ServerFrame, except: Option<DeviceId>) {
+        let msg = DeliverToUser { user, frame: frame.encode().into(), except };
+        if self.deps.sessions.try_send(msg).is_err() {
+            log::warn!("session registry overloaded; a frame for user {user} was dropped (clients catch up with sync)");
+        }
+    }
+
+    fn deliver(&self, rec: &MessageRecord, origin: DeviceId) {
+        let wire = WireMessage::from(rec);
+        let peer = self.peer(rec.sender);
+        let to_peer = ServerFrame::Msg { msg: wire.clone(), silent: self.silent_for(peer), mentioned: false };
+        self.to_user(peer, &to_peer, None);
+        let to_self = ServerFrame::Msg { msg: wire, silent: true, mentioned: false };
+        self.to_user(rec.sender, &to_self, Some(origin));
+    }
+
+    fn flush_delivered(&mut self) {
+        let dirty: Vec<(UserId, i64)> = self
+            .delivered
+            .iter_mut()
+            .filter(|(_, (_, d))| *d)
+            .map(|(u, (s, d))| {
+                *d = false;
+                (*u, *s)
+            })
+            .collect();
+        if dirty.is_empty() {
+            return;
+        }
+        let db = self.deps.db.clone();
+        let conv = self.conv.clone();
+        actix::spawn(async move {
+            let res = db
+                .write(move |c| {
+                    for (u, s) in dirty {
+                        conversations::mark_delivered(c, u.0, conv.as_str(), s)?;
+                    }
+                    Ok(())
+                })
+                .await;
+            if let Err(e) = res {
+                log::warn!("delivered marks not stored: {e}");
+            }
+        });
+    }
+}
+
+impl Actor for ConversationActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let deps = self.deps.clone();
+        let (conv, a, b) = (self.conv.clone(), self.a, self.b);
+        let load = async move {
+            let now = deps.clock.now_ms();
+            let c2 = conv.clone();
+            deps.db
+                .write_retrying(move |c| {
+                    conversations::ensure(c, c2.as_str(), &[(a.0, Some(b.0)), (b.0, Some(a.0))], now)
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            let policy = load_policy(&deps.db, a, b, conv.clone()).await.map_err(|e| e.to_string())?;
+            let max = deps.store.max_seq(conv.clone()).await.map_err(|e| e.to_string())?;
+            let recent =
+                deps.store.page(conv, Page::Before(max + 1), 0, DEDUP_PRELOAD).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((policy, max, recent))
+        };
+        ctx.wait(load.into_actor(self).map(|res, act, ctx| match res {
+            Ok((policy, max, recent)) => {
+                act.policy = policy;
+                act.next_seq = max + 1;
+                for m in recent {
+                    let ack = Ack { id: m.client_id.clone(), conv: m.conv.clone(), seq: m.seq, ts: m.ts };
+                    act.remember((m.sender, m.client_id), Entry::Acked(ack));
+                }
+            }
+            Err(e) => {
+                log::error!("conversation {} failed to start: {e}", act.conv);
+                ctx.stop();
+            }
+        }));
+        let idle = self.deps.settings.conversation_idle;
+        ctx.run_interval(IDLE_CHECK.min(idle), move |act, ctx| {
+            let busy = act.recent.values().any(|e| matches!(e, Entry::InFlight(_)));
+            if !busy && act.last_active.elapsed() >= idle {
+                ctx.stop();
+            }
+        });
+        ctx.run_interval(MARK_FLUSH, |act, _| act.flush_delivered());
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.flush_delivered();
+        self.registry.do_send(ConversationStopped { conv: self.conv.clone(), instance: self.instance });
+    }
+}
+
+impl Handler<PostMessage> for ConversationActor {
+    type Result = ResponseActFuture<Self, Result<Ack, ChatError>>;
+
+    fn handle(&mut self, msg: PostMessage, _: &mut Context<Self>) -> Self::Result {
+        self.last_active = Instant::now();
+        let key = (msg.sender, msg.client_id.clone());
+        match self.recent.get_mut(&key) {
+            Some(Entry::Acked(ack)) => return Box::pin(fut::ready(Ok(ack.clone()))),
+            Some(Entry::InFlight(waiters)) => {
+                let (tx, rx) = oneshot::channel();
+                waiters.push(tx);
+                let wait = async move { rx.await.unwrap_or_else(|_| Err(ChatError::Unavailable("stopped".into()))) };
+                return Box::pin(wait.into_actor(self));
+            }
+            None => {}
+        }
+        if !self.policy.friends {
+            return Box::pin(fut::ready(Err(ChatError::NotFriends)));
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let rec = MessageRecord {
+            conv: self.conv.clone(),
+            seq,
+            sender: msg.sender,
+            client_id: msg.client_id,
+            kind: MessageKind::Text,
+            body: Some(msg.body),
+            mentions: Vec::new(),
+            mention_all: false,
+            ts: self.deps.clock.now_ms(),
+            recalled_at: None,
+        };
+        self.remember(key.clone(), Entry::InFlight(Vec::new()));
+        let persist = self.deps.writer.send(Persist(rec));
+        let origin = msg.device;
+        Box::pin(persist.into_actor(self).map(move |res, act, _| {
+            let waiters = match act.recent.remove(&key) {
+                Some(Entry::InFlight(w)) => w,
+                _ => Vec::new(),
+            };
+            let res = match res {
+                Ok(Ok(appended)) => {
+                    let rec = appended.record();
+                    let ack = Ack { id: rec.client_id.clone(), conv: rec.conv.clone(), seq: rec.seq, ts: rec.ts };
+                    act.recent.insert(key.clone(), Entry::Acked(ack.clone()));
+                    if let Appended::Stored(rec) = &appended {
+                        act.deliver(rec, origin);
+                    }
+                    Ok(ack)
+                }
+                Ok(Err(e)) => Err(ChatError::Unavailable(e)),
+                Err(e) => Err(ChatError::Unavailable(e.to_string())),
+            };
+            if res.is_err() {
+                act.order.retain(|k| k != &key);
+            }
+            for w in waiters {
+                let _ = w.send(res.clone());
+            }
+            res
+        }))
+    }
+}
+
+impl Handler<MarkDelivered> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: MarkDelivered, _: &mut Context<Self>) {
+        self.last_active = Instant::now();
+        let seq = msg.seq.min(self.next_seq - 1);
+        let entry = self.delivered.entry(msg.user).or_insert((0, false));
+        if seq <= entry.0 {
+            return;
+        }
+        *entry = (seq, true);
+        let frame = ServerFrame::Delivered { conv: self.conv.clone(), seq, by: msg.user };
+        self.to_user(self.peer(msg.user), &frame, None);
+    }
+}
+
+impl Handler<MarkRead> for ConversationActor {
+    type Result = ResponseActFuture<Self, Result<(), ChatError>>;
+
+    fn handle(&mut self, msg: MarkRead, _: &mut Context<Self>) -> Self::Result {
+        self.last_active = Instant::now();
+        let max = self.next_seq - 1;
+        let seq = msg.seq.min(max);
+        let db = self.deps.db.clone();
+        let conv = self.conv.clone();
+        let user = msg.user;
+        let write = async move { db.write(move |c| conversations::mark_read(c, user.0, conv.as_str(), seq)).await };
+        Box::pin(write.into_actor(self).map(move |res, act, _| {
+            let read = res?;
+            let peer = act.peer(user);
+            act.to_user(peer, &ServerFrame::Read { conv: act.conv.clone(), seq: read, by: user }, None);
+            let mark = ServerFrame::ReadMark { conv: act.conv.clone(), seq: read, unread: (max - read).max(0) };
+            act.to_user(user, &mark, Some(msg.device));
+            Ok(())
+        }))
+    }
+}
+
+impl Handler<RecallMessage> for ConversationActor {
+    type Result = ResponseActFuture<Self, Result<(), ChatError>>;
+
+    fn handle(&mut self, msg: RecallMessage, _: &mut Context<Self>) -> Self::Result {
+        self.last_active = Instant::now();
+        let deps = self.deps.clone();
+        let conv = self.conv.clone();
+        let window = deps.settings.recall_window.as_millis() as i64;
+        let work = async move {
+            let m = deps
+                .store
+                .get(conv.clone(), msg.seq)
+                .await
+                .map_err(|e| ChatError::Unavailable(e.to_string()))?
+                .ok_or(ChatError::MessageNotFound)?;
+            if m.sender != msg.user || m.kind != MessageKind::Text {
+                return Err(ChatError::NotYourMessage);
+            }
+            if m.recalled_at.is_some() {
+                return Err(ChatError::AlreadyRecalled);
+            }
+            let now = deps.clock.now_ms();
+            if now - m.ts > window {
+                return Err(ChatError::RecallWindowPassed);
+            }
+            if !deps
+                .store
+                .recall(conv.clone(), msg.seq, now)
+                .await
+                .map_err(|e| ChatError::Unavailable(e.to_string()))?
+            {
+                return Err(ChatError::AlreadyRecalled);
+            }
+            let seq = msg.seq;
+            deps.db.write(move |c| conversations::recall_preview(c, conv.as_str(), seq)).await?;
+            Ok(())
+        };
+        Box::pin(work.into_actor(self).map(move |res, act, _| {
+            res?;
+            let frame = ServerFrame::Recalled { conv: act.conv.clone(), seq: msg.seq };
+            act.to_user(act.a, &frame, None);
+            act.to_user(act.b, &frame, None);
+            Ok(())
+        }))
+    }
+}
+
+impl Handler<Refresh> for ConversationActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: Refresh, _: &mut Context<Self>) -> Self::Result {
+        let db = self.deps.db.clone();
+        let (a, b, conv) = (self.a, self.b, self.conv.clone());
+        Box::pin(async move { load_policy(&db, a, b, conv).await }.into_actor(self).map(|res, act, _| match res {
+            Ok(p) => act.policy = p,
+            Err(e) => log::warn!("conversation {}: policy not refreshed: {e}", act.conv),
+        }))
+    }
+}
+
+/// A conversation actor stopped (idle or failed).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ConversationStopped {
+    pub conv: ConvId,
+    pub instance: u64,
+}
+
+/// The actor of a conversation, started if needed. Only for 1:1 conversation ids.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Addr<ConversationActor>, ChatError>")]
+pub struct GetConversation {
+    pub conv: ConvId,
+}
+
+/// Forward [`Refresh`] to the actor of `conv` if one runs.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RefreshConversation {
+    pub conv: ConvId,
+}
+
+/// How many conversation actors run.
+#[derive(Debug, Message)]
+#[rtype(result = "usize")]
+pub struct CountConversations;
+
+/// The registry of this node's conversation actors.
+pub struct ConversationRegistry {
+    deps: ConversationDeps,
+    actors: HashMap<ConvId, (u64, Addr<ConversationActor>)>,
+    next_instance: u64,
+}
+
+impl ConversationRegistry {
+    /// Bundles what conversation actors need.
+    pub fn deps(
+        db: Db,
+        store: Arc<dyn MessageStore>,
+        clock: Clock,
+        settings: Arc<ChatSettings>,
+        sessions: Addr<SessionRegistry>,
+        writer: Addr<MessageWriter>,
+    ) -> ConversationDeps {
+        ConversationDeps { db, store, clock, settings, sessions, writer }
+    }
+
+    /// An empty registry.
+    pub fn new(deps: ConversationDeps) -> Self {
+        ConversationRegistry { deps, actors: HashMap::new(), next_instance: 1 }
+    }
+}
+
+impl Actor for ConversationRegistry {
+    type Context = Context<Self>;
+}
+
+impl Handler<GetConversation> for ConversationRegistry {
+    type Result = Result<Addr<ConversationActor>, ChatError>;
+
+    fn handle(&mut self, msg: GetConversation, ctx: &mut Context<Self>) -> Self::Result {
+        let Some(ConvKind::Direct(a, b)) = msg.conv.kind() else {
+            return Err(ChatError::UnknownConversation);
+        };
+        if let Some((_, addr)) = self.actors.get(&msg.conv) {
+            if addr.connected() {
+                return Ok(addr.clone());
+            }
+        }
+        // Not running, stopped or failed: start a fresh actor, seeded from the store.
+        let instance = self.next_instance;
+        self.next_instance += 1;
+        let actor = ConversationActor {
+            conv: msg.conv.clone(),
+            a,
+            b,
+            deps: self.deps.clone(),
+            registry: ctx.address(),
+            instance,
+            next_seq: 1,
+            policy: Policy::default(),
+            recent: HashMap::new(),
+            order: VecDeque::new(),
+            delivered: HashMap::new(),
+            last_active: Instant::now(),
+        };
+        let addr = actor.start();
+        self.actors.insert(msg.conv, (instance, addr.clone()));
+        Ok(addr)
+    }
+}
+
+impl Handler<ConversationStopped> for ConversationRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: ConversationStopped, _: &mut Context<Self>) {
+        if self.actors.get(&msg.conv).is_some_and(|(i, _)| *i == msg.instance) {
+            self.actors.remove(&msg.conv);
+        }
+    }
+}
+
+impl Handler<RefreshConversation> for ConversationRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: RefreshConversation, _: &mut Context<Self>) {
+        if let Some((_, addr)) = self.actors.get(&msg.conv) {
+            addr.do_send(Refresh);
+        }
+    }
+}
+
+impl Handler<CountConversations> for ConversationRegistry {
+    type Result = usize;
+
+    fn handle(&mut self, _: CountConversations, _: &mut Context<Self>) -> usize {
+        self.actors.len()
+    }
+}

@@ -1,0 +1,243 @@
+//! `SessionRegistry`: the node's map of online sessions, user -> device -> session, and local
+//! delivery to them.
+//!
+//! Delivery never grows memory without bound: frames go to sessions with `try_send` into their
+//! bounded mailboxes, and a session whose mailbox is full is told to disconnect (the slow-consumer
+//! rule); its messages stay durable and it catches up with `sync` after reconnecting.
+
+use std::collections::HashMap;
+
+use actix::prelude::*;
+use bytestring::ByteString;
+use schema::{DeviceId, UserId};
+
+use crate::presence::{Presence, PresenceChanged};
+
+/// Capacity of the registry's own mailbox.
+pub const REGISTRY_MAILBOX: usize = 65_536;
+
+/// An encoded server frame, shared by every recipient (encoded once).
+pub type Frame = ByteString;
+
+/// Push a frame to a session.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Push(pub Frame);
+
+/// Why a session is told to go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KickReason {
+    /// The same device connected again.
+    Replaced,
+    /// Its mailbox was full: the client does not read fast enough.
+    SlowConsumer,
+    /// Its token was revoked (logout, device removed, ban).
+    Revoked,
+    /// An admin kicked it.
+    Admin,
+    /// The node is shutting down; reconnect elsewhere.
+    Restarting,
+}
+
+/// Tell a session to close.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Kick(pub KickReason);
+
+/// How the registry reaches one session.
+#[derive(Clone)]
+pub struct SessionHandle {
+    /// Unique per connection on this node.
+    pub id: u64,
+    /// Frames.
+    pub push: Recipient<Push>,
+    /// Control.
+    pub kick: Recipient<Kick>,
+}
+
+/// A session connected.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Register {
+    pub user: UserId,
+    pub device: DeviceId,
+    pub session: SessionHandle,
+}
+
+/// A session closed.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Unregister {
+    pub user: UserId,
+    pub device: DeviceId,
+    pub session_id: u64,
+}
+
+/// Deliver a frame to every online device of `user` (but `except`).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct DeliverToUser {
+    pub user: UserId,
+    pub frame: Frame,
+    pub except: Option<DeviceId>,
+}
+
+/// Deliver a frame to every online device of several users.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct DeliverToUsers {
+    pub users: Vec<UserId>,
+    pub frame: Frame,
+}
+
+/// Kick sessions of a user: one device, or all when `device` is `None`.
+#[derive(Debug, Message)]
+#[rtype(result = "usize")]
+pub struct KickUser {
+    pub user: UserId,
+    pub device: Option<DeviceId>,
+    pub reason: KickReason,
+}
+
+/// Which of `users` have a session here.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<UserId>")]
+pub struct ListOnline {
+    pub users: Vec<UserId>,
+}
+
+/// Counts for metrics and admin views.
+#[derive(Debug, Message)]
+#[rtype(result = "RegistryStats")]
+pub struct GetStats;
+
+/// Session and user counts.
+#[derive(Debug, Clone, Copy, Default, MessageResponse)]
+pub struct RegistryStats {
+    pub sessions: usize,
+    pub users: usize,
+    pub dropped_slow: u64,
+}
+
+/// The registry of this node's sessions.
+pub struct SessionRegistry {
+    users: HashMap<UserId, HashMap<DeviceId, SessionHandle>>,
+    presence: Addr<Presence>,
+    dropped_slow: u64,
+}
+
+impl SessionRegistry {
+    /// A registry that reports online/offline transitions to `presence`.
+    pub fn new(presence: Addr<Presence>) -> Self {
+        SessionRegistry { users: HashMap::new(), presence, dropped_slow: 0 }
+    }
+
+    fn send_to(&mut self, user: UserId, frame: &Frame, except: Option<DeviceId>) {
+        let Some(devices) = self.users.get(&user) else { return };
+        let mut slow = Vec::new();
+        for (device, s) in devices {
+            if Some(*device) == except {
+                continue;
+            }
+            if s.push.try_send(Push(frame.clone())).is_err() {
+                slow.push(s.kick.clone());
+            }
+        }
+        for kick in slow {
+            self.dropped_slow += 1;
+            kick.do_send(Kick(KickReason::SlowConsumer));
+        }
+    }
+}
+
+impl Actor for SessionRegistry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(REGISTRY_MAILBOX);
+    }
+}
+
+impl Handler<Register> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Register, _: &mut Context<Self>) {
+        let devices = self.users.entry(msg.user).or_default();
+        let first = devices.is_empty();
+        if let Some(old) = devices.insert(msg.device, msg.session) {
+            old.kick.do_send(Kick(KickReason::Replaced));
+        }
+        if first {
+            self.presence.do_send(PresenceChanged { user: msg.user, online: true });
+        }
+    }
+}
+
+impl Handler<Unregister> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unregister, _: &mut Context<Self>) {
+        let Some(devices) = self.users.get_mut(&msg.user) else { return };
+        if devices.get(&msg.device).is_some_and(|s| s.id == msg.session_id) {
+            devices.remove(&msg.device);
+        }
+        if devices.is_empty() {
+            self.users.remove(&msg.user);
+            self.presence.do_send(PresenceChanged { user: msg.user, online: false });
+        }
+    }
+}
+
+impl Handler<DeliverToUser> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: DeliverToUser, _: &mut Context<Self>) {
+        self.send_to(msg.user, &msg.frame, msg.except);
+    }
+}
+
+impl Handler<DeliverToUsers> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: DeliverToUsers, _: &mut Context<Self>) {
+        for u in msg.users {
+            self.send_to(u, &msg.frame, None);
+        }
+    }
+}
+
+impl Handler<KickUser> for SessionRegistry {
+    type Result = usize;
+
+    fn handle(&mut self, msg: KickUser, _: &mut Context<Self>) -> usize {
+        let Some(devices) = self.users.get(&msg.user) else { return 0 };
+        let mut n = 0;
+        for (d, s) in devices {
+            if msg.device.is_none_or(|x| x == *d) {
+                s.kick.do_send(Kick(msg.reason));
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+impl Handler<ListOnline> for SessionRegistry {
+    type Result = Vec<UserId>;
+
+    fn handle(&mut self, msg: ListOnline, _: &mut Context<Self>) -> Vec<UserId> {
+        msg.users.into_iter().filter(|u| self.users.contains_key(u)).collect()
+    }
+}
+
+impl Handler<GetStats> for SessionRegistry {
+    type Result = RegistryStats;
+
+    fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> RegistryStats {
+        RegistryStats {
+            sessions: self.users.values().map(HashMap::len).sum(),
+            users: self.users.len(),
+            dropped_slow: self.dropped_slow,
+        }
+    }
+}

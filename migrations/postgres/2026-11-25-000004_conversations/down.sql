@@ -1,0 +1,3 @@
+DROP TABLE message_hides;
+DROP TABLE conversation_states;
+DROP TABLE conversations;

@@ -1,0 +1,199 @@
+//! The WebSocket wire protocol: JSON text frames, one serde enum per direction tagged by `type`.
+//!
+//! Documented frame by frame in `docs/PROTOCOL.md`. The protocol only grows by adding variants or
+//! optional fields.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ConvId, UserId};
+
+/// Frames a client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// Post a message. `id` is the client's id for dedup of resends.
+    Send {
+        id: String,
+        conv: ConvId,
+        body: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentions: Vec<UserId>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        mention_all: bool,
+    },
+    /// This device has received everything up to `seq`.
+    Delivered { conv: ConvId, seq: i64 },
+    /// The user has read everything up to `seq`.
+    Read { conv: ConvId, seq: i64 },
+    /// Recall one of my messages (within the recall window).
+    Recall { conv: ConvId, seq: i64 },
+    /// Hide one message for me only.
+    Delete { conv: ConvId, seq: i64 },
+    /// I am typing (ephemeral, never stored).
+    Typing { conv: ConvId },
+    /// Messages with seq > `after_seq`, oldest first, at most `limit`.
+    Sync {
+        conv: ConvId,
+        after_seq: i64,
+        #[serde(default)]
+        limit: Option<i64>,
+    },
+    /// Application-level ping; answered with `pong`.
+    Ping {
+        #[serde(default)]
+        nonce: Option<String>,
+    },
+}
+
+/// A message as delivered to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireMessage {
+    pub conv: ConvId,
+    pub seq: i64,
+    pub from: UserId,
+    /// The sender's client id.
+    pub id: String,
+    /// `text` or `system`.
+    pub kind: String,
+    /// Absent once recalled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    pub ts: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<UserId>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mention_all: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recalled: bool,
+}
+
+impl From<&crate::message::MessageRecord> for WireMessage {
+    fn from(m: &crate::message::MessageRecord) -> Self {
+        WireMessage {
+            conv: m.conv.clone(),
+            seq: m.seq,
+            from: m.sender,
+            id: m.client_id.clone(),
+            kind: m.kind.as_str().to_owned(),
+            body: m.body.clone(),
+            ts: m.ts,
+            mentions: m.mentions.clone(),
+            mention_all: m.mention_all,
+            recalled: m.recalled_at.is_some(),
+        }
+    }
+}
+
+/// Frames the server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// First frame of a connection.
+    Hello { user_id: UserId, device_id: i64, node: String, heartbeat_secs: u64 },
+    /// A `send` is durable: its seq and server time.
+    Ack { id: String, conv: ConvId, seq: i64, ts: i64 },
+    /// A new message (to recipients and the sender's other devices).
+    Msg {
+        #[serde(flatten)]
+        msg: WireMessage,
+        /// Do-not-disturb: show without sound or notification.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        silent: bool,
+        /// This recipient is mentioned (or `@all`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        mentioned: bool,
+    },
+    /// Receipt to the sender: a device of `by` received everything up to `seq`.
+    Delivered { conv: ConvId, seq: i64, by: UserId },
+    /// Receipt to the sender: `by` read everything up to `seq`.
+    Read { conv: ConvId, seq: i64, by: UserId },
+    /// To the reader's other devices: the new read mark and what is still unread.
+    ReadMark { conv: ConvId, seq: i64, unread: i64 },
+    /// A message was recalled; drop its body.
+    Recalled { conv: ConvId, seq: i64 },
+    /// To my other devices: I hid this message.
+    Deleted { conv: ConvId, seq: i64 },
+    /// `from` is typing.
+    Typing { conv: ConvId, from: UserId },
+    /// Answer to `sync`.
+    Synced { conv: ConvId, messages: Vec<WireMessage>, has_more: bool, max_seq: i64 },
+    /// A user's online state changed (sent to their friends).
+    Presence { user_id: UserId, online: bool },
+    /// An event about the friend graph or a group (`friend_request`, `friend_accepted`, ...).
+    Event { event: String, data: serde_json::Value },
+    /// Answer to `ping`.
+    Pong {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+    },
+    /// A refused frame: stable `code`; `id` repeats the client id of a refused `send`.
+    Error {
+        code: String,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+}
+
+impl ServerFrame {
+    /// The frame as JSON text (serialising these types cannot fail).
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| String::from(r#"{"type":"error","code":"internal_error","message":"encoding failed"}"#))
+    }
+
+    /// An error frame.
+    pub fn error(code: &str, message: impl Into<String>, id: Option<String>) -> Self {
+        ServerFrame::Error { code: code.to_owned(), message: message.into(), id }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_frames_are_tagged_by_type() -> Result<(), serde_json::Error> {
+        let f: ClientFrame = serde_json::from_str(r#"{"type":"send","id":"c1","conv":"d:1:2","body":"hi"}"#)?;
+        assert_eq!(
+            f,
+            ClientFrame::Send {
+                id: "c1".into(),
+                conv: ConvId("d:1:2".into()),
+                body: "hi".into(),
+                mentions: vec![],
+                mention_all: false
+            }
+        );
+        let f: ClientFrame = serde_json::from_str(r#"{"type":"sync","conv":"d:1:2","after_seq":5}"#)?;
+        assert_eq!(f, ClientFrame::Sync { conv: ConvId("d:1:2".into()), after_seq: 5, limit: None });
+        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"send","id":"c1","conv":"d:1:2"}"#).is_err());
+        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"explode"}"#).is_err());
+        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"read","conv":"d:1:2","seq":1,"x":1}"#).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn server_frames_flatten_messages() -> Result<(), serde_json::Error> {
+        let m = WireMessage {
+            conv: ConvId("d:1:2".into()),
+            seq: 3,
+            from: UserId(1),
+            id: "c".into(),
+            kind: "text".into(),
+            body: Some("hi".into()),
+            ts: 9,
+            mentions: vec![],
+            mention_all: false,
+            recalled: false,
+        };
+        let s = ServerFrame::Msg { msg: m.clone(), silent: true, mentioned: false }.encode();
+        assert_eq!(
+            s,
+            r#"{"type":"msg","conv":"d:1:2","seq":3,"from":1,"id":"c","kind":"text","body":"hi","ts":9,"silent":true}"#
+        );
+        let back: ServerFrame = serde_json::from_str(&s)?;
+        assert_eq!(back, ServerFrame::Msg { msg: m, silent: true, mentioned: false });
+        Ok(())
+    }
+}

@@ -1,0 +1,253 @@
+//! Conversations over HTTP: the list, opening one, settings, clearing and hiding, history pages
+//! and delete-for-me. Messages themselves are sent over the WebSocket (`/ws`).
+
+use actix_web::{web, HttpResponse};
+use schema::db::{conversations as q, friends, users};
+use schema::message::Page;
+use schema::{ConvId, UserId};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::accounts::PublicUser;
+use crate::auth::Authed;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::ws;
+
+/// Routes of this module under `/api/v1`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/conversations", web::get().to(list))
+        .route("/conversations", web::post().to(open))
+        .route("/conversations/{conv}", web::patch().to(update))
+        .route("/conversations/{conv}", web::delete().to(hide))
+        .route("/conversations/{conv}/messages", web::get().to(messages))
+        .route("/conversations/{conv}/messages", web::delete().to(clear))
+        .route("/conversations/{conv}/messages/{seq}", web::delete().to(delete_message));
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("conversation_not_found", "no such conversation of yours")
+}
+
+/// The peer of a 1:1 conversation the caller belongs to; 404 otherwise (also for forged ids).
+fn peer_of(me: &Authed, conv: &str) -> ApiResult<(ConvId, UserId)> {
+    let conv = ConvId(conv.to_owned());
+    let peer = conv.peer_of(me.id()).ok_or_else(not_found)?;
+    Ok((conv, peer))
+}
+
+/// The last message as the list shows it.
+#[derive(Debug, Serialize)]
+pub struct LastMessageView {
+    pub seq: i64,
+    pub ts: i64,
+    pub from: Option<i64>,
+    /// The start of the text; `null` if recalled.
+    pub preview: Option<String>,
+}
+
+/// One entry of my conversation list.
+#[derive(Debug, Serialize)]
+pub struct ConversationView {
+    pub conv: String,
+    pub kind: &'static str,
+    pub peer: Option<PublicUser>,
+    pub last_message: Option<LastMessageView>,
+    pub max_seq: i64,
+    pub read_seq: i64,
+    pub unread: i64,
+    pub pinned: bool,
+    pub dnd: bool,
+}
+
+async fn entries(state: &AppState, me: UserId, only: Option<String>) -> ApiResult<Vec<ConversationView>> {
+    let rows = state
+        .db
+        .read(move |c| {
+            let mut rows = q::list(c, me.0)?;
+            if let Some(conv) = &only {
+                rows.retain(|(s, _)| &s.conv_id == conv);
+                if rows.is_empty() {
+                    // Opened but empty conversations are listed too; fetch directly.
+                    if let (Some(s), Some(cv)) = (q::state(c, me.0, conv)?, q::find(c, conv)?) {
+                        rows.push((s, cv));
+                    }
+                }
+            }
+            let peers: Vec<i64> = rows.iter().filter_map(|(s, _)| s.peer_id).collect();
+            let people = users::find_many(c, &peers)?;
+            Ok((rows, people))
+        })
+        .await?;
+    let (rows, people) = rows;
+    Ok(rows
+        .into_iter()
+        .map(|(s, cv)| {
+            let peer = s.peer_id.and_then(|p| people.iter().find(|u| u.id == p)).map(PublicUser::from);
+            let read = s.read_seq.max(s.cleared_seq);
+            ConversationView {
+                kind: if s.peer_id.is_some() { "direct" } else { "group" },
+                peer,
+                last_message: (cv.last_seq > s.cleared_seq).then(|| LastMessageView {
+                    seq: cv.last_seq,
+                    ts: cv.last_ts,
+                    from: cv.last_sender_id,
+                    preview: cv.last_preview.clone(),
+                }),
+                max_seq: cv.last_seq,
+                read_seq: read,
+                unread: (cv.last_seq - read).max(0),
+                pinned: s.pinned,
+                dnd: s.dnd,
+                conv: s.conv_id,
+            }
+        })
+        .collect())
+}
+
+/// `GET /conversations`: mine, pinned first, then by last message time.
+async fn list(state: web::Data<AppState>, me: Authed) -> ApiResult<HttpResponse> {
+    let items = entries(&state, me.id(), None).await?;
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenBody {
+    peer_user_id: i64,
+}
+
+/// `POST /conversations` `{peer_user_id}`: opens (creates) the 1:1 conversation with a friend.
+async fn open(state: web::Data<AppState>, me: Authed, body: web::Json<OpenBody>) -> ApiResult<HttpResponse> {
+    let (uid, peer) = (me.user.id, body.peer_user_id);
+    if peer == uid {
+        return Err(ApiError::bad_request("cannot_chat_self", "a conversation needs another user"));
+    }
+    let conv = ConvId::direct(UserId(uid), UserId(peer));
+    let now = state.clock.now_ms();
+    let c = conv.clone();
+    let ok = state
+        .db
+        .write_retrying(move |db| {
+            if !friends::are_friends(db, uid, peer)? {
+                return Ok(false);
+            }
+            q::ensure(db, c.as_str(), &[(uid, Some(peer)), (peer, Some(uid))], now)?;
+            // Opening a hidden conversation shows it again.
+            q::unhide(db, uid, c.as_str())?;
+            Ok(true)
+        })
+        .await?;
+    if !ok {
+        return Err(ApiError::forbidden("not_friends", "only friends can chat"));
+    }
+    let entry = entries(&state, me.id(), Some(conv.0)).await?.into_iter().next().ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok().json(entry))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    pinned: Option<bool>,
+    dnd: Option<bool>,
+}
+
+/// `PATCH /conversations/{conv}` `{pinned?, dnd?}`.
+async fn update(
+    state: web::Data<AppState>,
+    me: Authed,
+    path: web::Path<String>,
+    body: web::Json<UpdateBody>,
+) -> ApiResult<HttpResponse> {
+    let (conv, peer) = peer_of(&me, &path)?;
+    let (uid, c) = (me.user.id, conv.clone());
+    let (pinned, dnd) = (body.pinned, body.dnd);
+    if !state.db.write(move |db| q::update_settings(db, uid, c.as_str(), pinned, dnd)).await? {
+        return Err(not_found());
+    }
+    if dnd.is_some() {
+        state.events.pair_changed(me.id(), peer);
+    }
+    let entry = entries(&state, me.id(), Some(conv.0)).await?.into_iter().next().ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok().json(entry))
+}
+
+/// `DELETE /conversations/{conv}`: hides it from my list until a new message arrives.
+async fn hide(state: web::Data<AppState>, me: Authed, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let (conv, _) = peer_of(&me, &path)?;
+    let uid = me.user.id;
+    if !state.db.write(move |db| q::hide(db, uid, conv.as_str())).await? {
+        return Err(not_found());
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `DELETE /conversations/{conv}/messages`: clears my history (a per-user watermark).
+async fn clear(state: web::Data<AppState>, me: Authed, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let (conv, _) = peer_of(&me, &path)?;
+    let uid = me.user.id;
+    let mark = state.db.write(move |db| q::clear_history(db, uid, conv.as_str())).await?.ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok().json(json!({ "cleared_seq": mark })))
+}
+
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    after_seq: Option<i64>,
+    before_seq: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// `GET /conversations/{conv}/messages?after_seq=|before_seq=&limit=`: a page in seq order.
+async fn messages(
+    state: web::Data<AppState>,
+    me: Authed,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> ApiResult<HttpResponse> {
+    let (conv, _) = peer_of(&me, &path)?;
+    let max = state.settings.chat.max_page;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_limit", format!("limit must be between 1 and {max}")));
+    }
+    let page = match (query.after_seq, query.before_seq) {
+        (Some(a), None) if a >= 0 => Page::After(a),
+        (None, Some(b)) if b >= 1 => Page::Before(b),
+        (None, None) => Page::Before(i64::MAX),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_page",
+                "give at most one of after_seq (>= 0) and before_seq (>= 1)",
+            ))
+        }
+    };
+    let h = ws::history(&state.hub, me.id(), conv, page, limit).await.map_err(chat_error)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "conv": h.conv, "messages": h.messages, "has_more": h.has_more, "max_seq": h.max_seq,
+    })))
+}
+
+/// `DELETE /conversations/{conv}/messages/{seq}`: delete-for-me.
+async fn delete_message(
+    state: web::Data<AppState>,
+    me: Authed,
+    path: web::Path<(String, i64)>,
+) -> ApiResult<HttpResponse> {
+    let (conv, seq) = path.into_inner();
+    let (conv, _) = peer_of(&me, &conv)?;
+    ws::hide_message(&state.hub, me.id(), conv, seq).await.map_err(chat_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Maps a chat error to HTTP.
+pub fn chat_error(e: actors::conversation::ChatError) -> ApiError {
+    use actix_web::http::StatusCode;
+    use actors::conversation::ChatError as E;
+    let status = match &e {
+        E::NotFriends | E::NotYourMessage => StatusCode::FORBIDDEN,
+        E::UnknownConversation | E::MessageNotFound => StatusCode::NOT_FOUND,
+        E::RecallWindowPassed | E::AlreadyRecalled => StatusCode::CONFLICT,
+        E::Unavailable(cause) => return ApiError::unavailable(cause),
+    };
+    ApiError::new(status, e.code(), e.to_string())
+}

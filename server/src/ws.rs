@@ -1,0 +1,490 @@
+//! The `/ws` endpoint and `WsSession`, the actor of one WebSocket connection (user + device).
+//!
+//! The session authenticates at the upgrade (`Authorization: Bearer` or `?token=`), registers in
+//! the node's `SessionRegistry`, pings on a heartbeat and closes silent connections, enforces the
+//! per-session limits, decodes client frames and forwards them to conversation actors.
+//!
+//! Limits, each with its own error frame or close code:
+//! - frame size: frames over `ws.max_frame_bytes` close the connection with 1009;
+//! - flooding: a token bucket (`ws.frames_per_sec`, `ws.burst`); a frame over the rate gets an
+//!   `error` frame `rate_limited` and is not processed; `ws.max_refusals` refusals in a row close
+//!   with 1008;
+//! - slow readers: frames wait in a bounded mailbox (`ws.mailbox`) and, once encoded, in a budget
+//!   of `ws.max_outbound_bytes`; a client that does not read is disconnected (1008,
+//!   `slow_consumer`) instead of growing server memory.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Handler, MailboxError, Message, StreamHandler, WrapFuture,
+};
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_actors::ws::{self, CloseCode, CloseReason};
+use actors::conversation::{
+    ChatError, ConversationActor, GetConversation, MarkDelivered, MarkRead, PostMessage, RecallMessage,
+};
+use actors::hub::Hub;
+use actors::registry::{DeliverToUser, Kick, KickReason, Push, Register, SessionHandle, Unregister};
+use futures_util::StreamExt;
+use schema::db::conversations;
+use schema::message::Page;
+use schema::protocol::{ClientFrame, ServerFrame, WireMessage};
+use schema::{ConvId, DeviceId, UserId};
+
+use crate::auth;
+use crate::config::{ChatSection, WsSection};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Close code for a connection replaced by a newer one of the same device.
+pub const CLOSE_REPLACED: u16 = 4001;
+/// Close code for a revoked token (logout, device removed, ban).
+pub const CLOSE_REVOKED: u16 = 4003;
+/// Close code for an admin kick.
+pub const CLOSE_KICKED: u16 = 4004;
+/// Longest client message id (characters).
+pub const MAX_CLIENT_ID: usize = 64;
+/// Page size of `sync` when the client gives none.
+pub const DEFAULT_SYNC_LIMIT: i64 = 100;
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// A token bucket: `rate` tokens per second up to `burst`.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(rate: u32, burst: u32) -> Self {
+        TokenBucket { rate: f64::from(rate), burst: f64::from(burst), tokens: f64::from(burst), last: Instant::now() }
+    }
+
+    /// Takes a token at `now`; false when the bucket is empty.
+    pub fn take(&mut self, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// `GET /ws`: authenticates, then upgrades to a WebSocket served by a [`WsSession`].
+pub async fn connect(
+    req: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let token = auth::bearer_token(&req, true).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+    let me = auth::authenticate(&state, &token)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("invalid, expired or revoked token"))?;
+    let mut resp = ws::handshake(&req).map_err(|e| ApiError::bad_request("websocket_handshake", e.to_string()))?;
+    let outbound = Arc::new(AtomicUsize::new(0));
+    let session = WsSession {
+        id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+        user: me.id(),
+        device: me.device,
+        hub: state.hub.clone(),
+        ws: state.settings.ws.clone(),
+        chat: state.settings.chat.clone(),
+        last_seen: Instant::now(),
+        bucket: TokenBucket::new(state.settings.ws.frames_per_sec, state.settings.ws.burst),
+        refusals: 0,
+        outbound: outbound.clone(),
+        closing: false,
+    };
+    let codec = actix_http::ws::Codec::new().max_size(state.settings.ws.max_frame_bytes);
+    let body = ws::WebsocketContext::with_codec(session, stream, codec).inspect(move |chunk| {
+        if let Ok(bytes) = chunk {
+            let n = bytes.len();
+            let _ = outbound.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(n)));
+        }
+    });
+    Ok(resp.streaming(body))
+}
+
+/// One WebSocket connection.
+pub struct WsSession {
+    id: u64,
+    user: UserId,
+    device: DeviceId,
+    hub: Hub,
+    ws: WsSection,
+    chat: ChatSection,
+    last_seen: Instant,
+    bucket: TokenBucket,
+    refusals: u32,
+    /// Encoded bytes handed to the connection and not yet taken by the socket writer.
+    outbound: Arc<AtomicUsize>,
+    closing: bool,
+}
+
+type Ctx = ws::WebsocketContext<WsSession>;
+
+impl WsSession {
+    fn send_frame(&mut self, ctx: &mut Ctx, frame: &ServerFrame) {
+        self.send_text(ctx, frame.encode().into());
+    }
+
+    fn send_text(&mut self, ctx: &mut Ctx, text: bytestring::ByteString) {
+        if self.closing {
+            return;
+        }
+        let queued = self.outbound.load(Ordering::Relaxed);
+        if queued > self.ws.max_outbound_bytes {
+            log::info!("session {} of user {}: {queued} bytes unread, disconnecting", self.id, self.user);
+            self.close(ctx, CloseCode::Policy, "slow_consumer");
+            return;
+        }
+        self.outbound.fetch_add(text.len(), Ordering::Relaxed);
+        ctx.text(text);
+    }
+
+    fn error(&mut self, ctx: &mut Ctx, code: &str, message: impl Into<String>, id: Option<String>) {
+        self.send_frame(ctx, &ServerFrame::error(code, message, id));
+    }
+
+    fn close(&mut self, ctx: &mut Ctx, code: CloseCode, description: &str) {
+        if !self.closing {
+            self.closing = true;
+            ctx.close(Some(CloseReason { code, description: Some(description.to_owned()) }));
+        }
+        ctx.stop();
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Ctx) {
+        if !self.bucket.take(Instant::now()) {
+            self.refusals += 1;
+            if self.refusals >= self.ws.max_refusals {
+                self.close(ctx, CloseCode::Policy, "rate_limited");
+            } else {
+                self.error(ctx, "rate_limited", "too many frames; slow down", None);
+            }
+            return;
+        }
+        self.refusals = 0;
+        let frame: ClientFrame = match serde_json::from_str(text) {
+            Ok(f) => f,
+            Err(e) => {
+                let id = serde_json::from_str::<serde_json::Value>(text)
+                    .ok()
+                    .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
+                self.error(ctx, "invalid_frame", format!("cannot decode frame: {e}"), id);
+                return;
+            }
+        };
+        self.on_frame(frame, ctx);
+    }
+
+    fn check_conv(&mut self, conv: &ConvId, id: Option<&String>, ctx: &mut Ctx) -> Option<UserId> {
+        let peer = conv.peer_of(self.user);
+        if peer.is_none() {
+            self.error(ctx, "unknown_conversation", format!("no conversation {conv} of yours"), id.cloned());
+        }
+        peer
+    }
+
+    fn on_frame(&mut self, frame: ClientFrame, ctx: &mut Ctx) {
+        match frame {
+            ClientFrame::Send { id, conv, body, mentions, mention_all } => {
+                if id.is_empty() || id.chars().count() > MAX_CLIENT_ID || id.chars().any(char::is_control) {
+                    return self.error(ctx, "invalid_id", "id must be 1-64 characters", Some(id));
+                }
+                if body.trim().is_empty() {
+                    return self.error(ctx, "empty_message", "body is empty", Some(id));
+                }
+                if body.chars().count() > self.chat.max_message_chars {
+                    let max = self.chat.max_message_chars;
+                    return self.error(ctx, "message_too_long", format!("body is over {max} characters"), Some(id));
+                }
+                if self.check_conv(&conv, Some(&id), ctx).is_none() {
+                    return;
+                }
+                if !mentions.is_empty() || mention_all {
+                    return self.error(ctx, "mentions_not_allowed", "mentions are for group chats", Some(id));
+                }
+                let msg = PostMessage { sender: self.user, device: self.device, client_id: id.clone(), body };
+                let hub = self.hub.clone();
+                let fut = async move { call(&hub, conv, msg).await.and_then(|r| r) };
+                ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
+                    Ok(ack) => {
+                        act.send_frame(ctx, &ServerFrame::Ack { id: ack.id, conv: ack.conv, seq: ack.seq, ts: ack.ts })
+                    }
+                    Err(e) => act.chat_error(ctx, &e, Some(id)),
+                }));
+            }
+            ClientFrame::Delivered { conv, seq } => {
+                if self.check_conv(&conv, None, ctx).is_some() {
+                    let hub = self.hub.clone();
+                    let msg = MarkDelivered { user: self.user, seq };
+                    ctx.spawn(async move { call(&hub, conv, msg).await }.into_actor(self).map(|res, act, ctx| {
+                        if let Err(e) = res {
+                            act.chat_error(ctx, &e, None);
+                        }
+                    }));
+                }
+            }
+            ClientFrame::Read { conv, seq } => {
+                if self.check_conv(&conv, None, ctx).is_some() {
+                    let hub = self.hub.clone();
+                    let msg = MarkRead { user: self.user, device: self.device, seq };
+                    ctx.spawn(async move { call(&hub, conv, msg).await.and_then(|r| r) }.into_actor(self).map(
+                        |res, act, ctx| {
+                            if let Err(e) = res {
+                                act.chat_error(ctx, &e, None);
+                            }
+                        },
+                    ));
+                }
+            }
+            ClientFrame::Recall { conv, seq } => {
+                if self.check_conv(&conv, None, ctx).is_some() {
+                    let hub = self.hub.clone();
+                    let msg = RecallMessage { user: self.user, seq };
+                    ctx.spawn(async move { call(&hub, conv, msg).await.and_then(|r| r) }.into_actor(self).map(
+                        |res, act, ctx| {
+                            if let Err(e) = res {
+                                act.chat_error(ctx, &e, None);
+                            }
+                        },
+                    ));
+                }
+            }
+            ClientFrame::Delete { conv, seq } => {
+                if self.check_conv(&conv, None, ctx).is_some() {
+                    let hub = self.hub.clone();
+                    let user = self.user;
+                    let fut = async move { hide_message(&hub, user, conv, seq).await };
+                    ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
+                        if let Err(e) = res {
+                            act.chat_error(ctx, &e, None);
+                        }
+                    }));
+                }
+            }
+            ClientFrame::Typing { conv } => {
+                if let Some(peer) = self.check_conv(&conv, None, ctx) {
+                    let frame = ServerFrame::Typing { conv, from: self.user }.encode();
+                    let _ = self.hub.sessions.try_send(DeliverToUser { user: peer, frame: frame.into(), except: None });
+                }
+            }
+            ClientFrame::Sync { conv, after_seq, limit } => {
+                if self.check_conv(&conv, None, ctx).is_none() {
+                    return;
+                }
+                let limit = limit.unwrap_or(DEFAULT_SYNC_LIMIT).clamp(1, self.chat.max_page);
+                let hub = self.hub.clone();
+                let user = self.user;
+                let fut = async move { history(&hub, user, conv, Page::After(after_seq.max(0)), limit).await };
+                ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
+                    Ok(h) => act.send_frame(
+                        ctx,
+                        &ServerFrame::Synced {
+                            conv: h.conv,
+                            messages: h.messages,
+                            has_more: h.has_more,
+                            max_seq: h.max_seq,
+                        },
+                    ),
+                    Err(e) => act.chat_error(ctx, &e, None),
+                }));
+            }
+            ClientFrame::Ping { nonce } => self.send_frame(ctx, &ServerFrame::Pong { nonce }),
+        }
+    }
+
+    fn chat_error(&mut self, ctx: &mut Ctx, e: &ChatError, id: Option<String>) {
+        if let ChatError::Unavailable(cause) = e {
+            log::warn!("session {} of user {}: {cause}", self.id, self.user);
+        }
+        self.error(ctx, e.code(), e.to_string(), id);
+    }
+}
+
+/// Sends `msg` to the actor of `conv`, starting it if needed and once more if it had just stopped.
+pub async fn call<M>(hub: &Hub, conv: ConvId, msg: M) -> Result<M::Result, ChatError>
+where
+    M: Message + Send + Clone + 'static,
+    M::Result: Send,
+    ConversationActor: Handler<M>,
+{
+    let unavailable = |e: MailboxError| ChatError::Unavailable(e.to_string());
+    let mut last = MailboxError::Closed;
+    for _ in 0..2 {
+        let addr = hub.conversations.send(GetConversation { conv: conv.clone() }).await.map_err(unavailable)??;
+        match addr.send(msg.clone()).await {
+            Ok(r) => return Ok(r),
+            Err(e) => last = e,
+        }
+    }
+    Err(unavailable(last))
+}
+
+/// A page of a conversation for one user.
+pub struct History {
+    pub conv: ConvId,
+    pub messages: Vec<WireMessage>,
+    pub has_more: bool,
+    pub max_seq: i64,
+}
+
+/// Reads a page of `conv` as `user` sees it: nothing at or below their clear-history watermark,
+/// nothing they deleted for themselves, recalled messages without bodies. The caller has checked
+/// that `user` belongs to `conv`.
+pub async fn history(hub: &Hub, user: UserId, conv: ConvId, page: Page, limit: i64) -> Result<History, ChatError> {
+    let c = conv.clone();
+    let (state, summary) = hub
+        .db
+        .read(move |db| Ok((conversations::state(db, user.0, c.as_str())?, conversations::find(db, c.as_str())?)))
+        .await?;
+    let floor = state.map(|s| s.cleared_seq).unwrap_or(0);
+    let max_seq = summary.map(|s| s.last_seq).unwrap_or(0);
+    let mut records = hub
+        .store
+        .page(conv.clone(), page, floor, limit + 1)
+        .await
+        .map_err(|e| ChatError::Unavailable(e.to_string()))?;
+    let has_more = records.len() as i64 > limit;
+    match page {
+        Page::After(_) => records.truncate(limit as usize),
+        Page::Before(_) if has_more => {
+            records.remove(0);
+        }
+        Page::Before(_) => {}
+    }
+    let hidden = match (records.first(), records.last()) {
+        (Some(lo), Some(hi)) => {
+            let (c, lo, hi) = (conv.clone(), lo.seq, hi.seq);
+            hub.db.read(move |db| conversations::hidden_between(db, user.0, c.as_str(), lo, hi)).await?
+        }
+        _ => Vec::new(),
+    };
+    let messages = records.iter().filter(|m| !hidden.contains(&m.seq)).map(WireMessage::from).collect();
+    Ok(History { conv, messages, has_more, max_seq })
+}
+
+/// Delete-for-me: hides one message for `user` and tells all their devices.
+pub async fn hide_message(hub: &Hub, user: UserId, conv: ConvId, seq: i64) -> Result<(), ChatError> {
+    let exists = hub.store.get(conv.clone(), seq).await.map_err(|e| ChatError::Unavailable(e.to_string()))?;
+    if exists.is_none() {
+        return Err(ChatError::MessageNotFound);
+    }
+    let (c, now) = (conv.clone(), hub.clock.now_ms());
+    hub.db.write(move |db| conversations::hide_message(db, user.0, c.as_str(), seq, now)).await?;
+    let frame = ServerFrame::Deleted { conv, seq }.encode();
+    let _ = hub.sessions.try_send(DeliverToUser { user, frame: frame.into(), except: None });
+    Ok(())
+}
+
+impl Actor for WsSession {
+    type Context = Ctx;
+
+    fn started(&mut self, ctx: &mut Ctx) {
+        ctx.set_mailbox_capacity(self.ws.mailbox);
+        let addr = ctx.address();
+        self.hub.sessions.do_send(Register {
+            user: self.user,
+            device: self.device,
+            session: SessionHandle { id: self.id, push: addr.clone().recipient(), kick: addr.recipient() },
+        });
+        let hello = ServerFrame::Hello {
+            user_id: self.user,
+            device_id: self.device.0,
+            node: self.hub.settings.node_id.clone(),
+            heartbeat_secs: self.ws.heartbeat_interval_secs,
+        };
+        self.send_frame(ctx, &hello);
+        let timeout = Duration::from_secs(self.ws.client_timeout_secs);
+        ctx.run_interval(Duration::from_secs(self.ws.heartbeat_interval_secs), move |act, ctx| {
+            if act.last_seen.elapsed() > timeout {
+                log::info!("session {} of user {} timed out", act.id, act.user);
+                act.close(ctx, CloseCode::Away, "heartbeat_timeout");
+            } else {
+                ctx.ping(b"");
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Ctx) {
+        self.hub.sessions.do_send(Unregister { user: self.user, device: self.device, session_id: self.id });
+    }
+}
+
+impl Handler<Push> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: Push, ctx: &mut Ctx) {
+        self.send_text(ctx, msg.0);
+    }
+}
+
+impl Handler<Kick> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: Kick, ctx: &mut Ctx) {
+        let (code, why) = match msg.0 {
+            KickReason::Replaced => (CloseCode::Other(CLOSE_REPLACED), "replaced"),
+            KickReason::SlowConsumer => (CloseCode::Policy, "slow_consumer"),
+            KickReason::Revoked => (CloseCode::Other(CLOSE_REVOKED), "revoked"),
+            KickReason::Admin => (CloseCode::Other(CLOSE_KICKED), "kicked"),
+            KickReason::Restarting => (CloseCode::Restart, "restarting"),
+        };
+        self.close(ctx, code, why);
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
+    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Ctx) {
+        self.last_seen = Instant::now();
+        match item {
+            Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
+            Ok(ws::Message::Ping(p)) => ctx.pong(&p),
+            Ok(ws::Message::Pong(_)) => {}
+            Ok(ws::Message::Binary(_)) | Ok(ws::Message::Continuation(_)) => {
+                self.error(ctx, "unsupported_frame", "only JSON text frames are accepted", None)
+            }
+            Ok(ws::Message::Close(_)) => self.close(ctx, CloseCode::Normal, "bye"),
+            Ok(ws::Message::Nop) => {}
+            Err(ws::ProtocolError::Overflow) => self.close(ctx, CloseCode::Size, "frame_too_large"),
+            Err(e) => {
+                log::info!("session {} of user {}: protocol error {e}", self.id, self.user);
+                self.close(ctx, CloseCode::Protocol, "protocol_error");
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Ctx) {
+        ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_bucket_allows_burst_then_rate() {
+        let mut b = TokenBucket::new(10, 5);
+        let t0 = Instant::now();
+        assert!((0..5).all(|_| b.take(t0)));
+        assert!(!b.take(t0));
+        assert!(b.take(t0 + Duration::from_millis(100)));
+        assert!(!b.take(t0 + Duration::from_millis(100)));
+        // Idle time refills up to the burst, never beyond.
+        let later = t0 + Duration::from_secs(60);
+        assert!((0..5).all(|_| b.take(later)));
+        assert!(!b.take(later));
+    }
+}
