@@ -7,7 +7,7 @@
 //! The registry starts actors on demand, forgets them when they stop (idle) and starts a fresh
 //! one (re-seeded from the store) when a stopped or failed actor is asked for again.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -167,6 +167,11 @@ pub struct ConversationActor {
     recent: HashMap<(UserId, String), Entry>,
     order: VecDeque<(UserId, String)>,
     delivered: HashMap<UserId, (i64, bool)>,
+    /// Deliveries wait here until every lower seq is durable (or given up), so recipients see
+    /// messages in seq order even when completions of one batch arrive out of order.
+    ready: BTreeMap<i64, Option<(MessageRecord, DeviceId)>>,
+    /// The next seq to deliver.
+    next_deliver: i64,
     last_active: Instant,
 }
 
@@ -238,6 +243,18 @@ impl ConversationActor {
         self.to_user(rec.sender, &to_self, Some(origin));
     }
 
+    /// Records the outcome of `seq` (a message to deliver, or `None` when nothing is to be
+    /// delivered under that seq) and delivers everything that is now in order.
+    fn settle(&mut self, seq: i64, outcome: Option<(MessageRecord, DeviceId)>) {
+        self.ready.insert(seq, outcome);
+        while let Some(next) = self.ready.remove(&self.next_deliver) {
+            if let Some((rec, origin)) = next {
+                self.deliver(&rec, origin);
+            }
+            self.next_deliver += 1;
+        }
+    }
+
     fn flush_delivered(&mut self) {
         let dirty: Vec<(UserId, i64)> = self
             .delivered
@@ -294,6 +311,7 @@ impl Actor for ConversationActor {
             Ok((policy, max, recent)) => {
                 act.policy = policy;
                 act.next_seq = max + 1;
+                act.next_deliver = max + 1;
                 for m in recent {
                     let ack = Ack { id: m.client_id.clone(), conv: m.conv.clone(), seq: m.seq, ts: m.ts };
                     act.remember((m.sender, m.client_id), Entry::Acked(ack));
@@ -366,13 +384,21 @@ impl Handler<PostMessage> for ConversationActor {
                     let rec = appended.record();
                     let ack = Ack { id: rec.client_id.clone(), conv: rec.conv.clone(), seq: rec.seq, ts: rec.ts };
                     act.recent.insert(key.clone(), Entry::Acked(ack.clone()));
-                    if let Appended::Stored(rec) = &appended {
-                        act.deliver(rec, origin);
+                    match appended {
+                        Appended::Stored(rec) => act.settle(seq, Some((rec, origin))),
+                        // Stored long ago under another seq; this seq stays unused.
+                        Appended::Duplicate(_) => act.settle(seq, None),
                     }
                     Ok(ack)
                 }
-                Ok(Err(e)) => Err(ChatError::Unavailable(e)),
-                Err(e) => Err(ChatError::Unavailable(e.to_string())),
+                Ok(Err(e)) => {
+                    act.settle(seq, None);
+                    Err(ChatError::Unavailable(e))
+                }
+                Err(e) => {
+                    act.settle(seq, None);
+                    Err(ChatError::Unavailable(e.to_string()))
+                }
             };
             if res.is_err() {
                 act.order.retain(|k| k != &key);
@@ -498,7 +524,7 @@ pub struct GetConversation {
     pub conv: ConvId,
 }
 
-/// Forward [`Refresh`] to the actor of `conv` if one runs.
+/// Forward [`Refresh`] to the actor of `conv` if one runs; resolves once it has re-read.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct RefreshConversation {
@@ -567,6 +593,8 @@ impl Handler<GetConversation> for ConversationRegistry {
             recent: HashMap::new(),
             order: VecDeque::new(),
             delivered: HashMap::new(),
+            ready: BTreeMap::new(),
+            next_deliver: 1,
             last_active: Instant::now(),
         };
         let addr = actor.start();
@@ -586,12 +614,15 @@ impl Handler<ConversationStopped> for ConversationRegistry {
 }
 
 impl Handler<RefreshConversation> for ConversationRegistry {
-    type Result = ();
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, msg: RefreshConversation, _: &mut Context<Self>) {
-        if let Some((_, addr)) = self.actors.get(&msg.conv) {
-            addr.do_send(Refresh);
-        }
+    fn handle(&mut self, msg: RefreshConversation, _: &mut Context<Self>) -> Self::Result {
+        let refresh = self.actors.get(&msg.conv).map(|(_, addr)| addr.send(Refresh));
+        Box::pin(async move {
+            if let Some(r) = refresh {
+                let _ = r.await;
+            }
+        })
     }
 }
 

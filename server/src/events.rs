@@ -32,8 +32,11 @@ impl Events {
         }
     }
 
-    /// The friendship of `a` and `b`, or a setting of their conversation, changed.
-    pub fn pair_changed(&self, a: UserId, b: UserId) {
-        self.conversations.do_send(RefreshConversation { conv: ConvId::direct(a, b) });
+    /// The friendship of `a` and `b`, or a setting of their conversation, changed: resolves once
+    /// a running conversation actor has re-read it, so the caller's answer happens after it.
+    pub async fn pair_changed(&self, a: UserId, b: UserId) {
+        if let Err(e) = self.conversations.send(RefreshConversation { conv: ConvId::direct(a, b) }).await {
+            log::warn!("conversation of {a} and {b} not refreshed: {e}");
+        }
     }
 }

@@ -166,7 +166,7 @@ async fn update(
         return Err(not_found());
     }
     if dnd.is_some() {
-        state.events.pair_changed(me.id(), peer);
+        state.events.pair_changed(me.id(), peer).await;
     }
     let entry = entries(&state, me.id(), Some(conv.0)).await?.into_iter().next().ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(entry))

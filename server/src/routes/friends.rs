@@ -176,7 +176,7 @@ async fn send_request(state: web::Data<AppState>, me: Authed, body: web::Json<Se
         Sent::Befriended(r) => {
             state.events.push(UserId(to), "friend_accepted", json!({"user": PublicUser::from(&me.user)}));
             state.events.push(UserId(from), "friend_accepted", json!({"user": PublicUser::from(&target)}));
-            state.events.pair_changed(UserId(from), UserId(to));
+            state.events.pair_changed(UserId(from), UserId(to)).await;
             Ok(HttpResponse::Ok().json(RequestView::new(&r, &target, from, &rules)))
         }
     }
@@ -267,7 +267,7 @@ async fn answer_request(
     };
     let sender = crate::auth::load_user(&state, UserId(req.from_user_id)).await?;
     if accepted {
-        state.events.pair_changed(me.id(), UserId(req.from_user_id));
+        state.events.pair_changed(me.id(), UserId(req.from_user_id)).await;
         state.events.push(
             UserId(req.from_user_id),
             "friend_accepted",
@@ -474,7 +474,7 @@ async fn update_friend(
         .await?;
     match row {
         Ok(Some(row)) => {
-            state.events.pair_changed(UserId(uid), UserId(fid));
+            state.events.pair_changed(UserId(uid), UserId(fid)).await;
             let mut view = FriendView::new(&row);
             view.online = Some(!online(&state, vec![UserId(fid)]).await.is_empty());
             Ok(HttpResponse::Ok().json(view))
@@ -493,6 +493,6 @@ async fn delete_friend(state: web::Data<AppState>, me: Authed, path: web::Path<i
         return Err(not_friends());
     }
     state.events.push(UserId(fid), "friend_removed", json!({"user_id": uid}));
-    state.events.pair_changed(UserId(uid), UserId(fid));
+    state.events.pair_changed(UserId(uid), UserId(fid)).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -97,5 +97,10 @@ pub async fn not_found() -> actix_web::HttpResponse {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
-        .service(web::scope("/api/v1").configure(accounts::configure).configure(friends::configure));
+        .service(
+            web::scope("/api/v1")
+                .configure(accounts::configure)
+                .configure(friends::configure)
+                .configure(conversations::configure),
+        );
 }

@@ -34,14 +34,68 @@ macro_rules! backend_tests {
     };
 }
 
+/// Generates one `#[actix_rt::test]` per message store for each named async test function
+/// taking a `TestApp`: SQL on SQLite, SQL on PostgreSQL, and MongoDB (users on SQLite).
+#[macro_export]
+macro_rules! store_tests {
+    ($($case:ident),* $(,)?) => {
+        $crate::backend_tests!($($case),*);
+        mod mongodb {
+            $(
+                #[actix_rt::test]
+                async fn $case() -> $crate::helpers::TestResult {
+                    super::$case($crate::helpers::TestApp::spawn("mongodb").await?).await
+                }
+            )*
+        }
+    };
+}
+
 /// A running server with its own database.
 pub struct TestApp {
     pub base: String,
     pub clock: Clock,
     pub state: actix_web::web::Data<server::state::AppState>,
+    pub settings: Settings,
     client: awc::Client,
     handle: actix_web::dev::ServerHandle,
     _db: ScratchDb,
+    _mongo: Option<ScratchMongo>,
+}
+
+/// A MongoDB database for one test, dropped afterwards.
+pub struct ScratchMongo {
+    pub url: String,
+    pub name: String,
+}
+
+impl ScratchMongo {
+    fn new() -> Self {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let url = std::env::var("IM_TEST_MONGODB_URL").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into());
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let name =
+            format!("im_t_{}_{}_{}", std::process::id(), nanos, N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        ScratchMongo { url, name }
+    }
+}
+
+impl Drop for ScratchMongo {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        // Best effort, on a runtime of its own (the test's may be shutting down).
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                rt.block_on(async move {
+                    if let Ok(c) = mongodb::Client::with_uri_str(&url).await {
+                        let _ = c.database(&name).drop().await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
 }
 
 /// A logged-in user.
@@ -65,23 +119,49 @@ pub fn test_settings(url: &str) -> Settings {
 }
 
 impl TestApp {
-    /// Starts a server on a fresh database of `backend` (`sqlite` or `postgres`).
+    /// Starts a server on a fresh database of `backend`: `sqlite`, `postgres`, or `mongodb`
+    /// (users on SQLite, messages in a fresh MongoDB database).
     pub async fn spawn(backend: &str) -> TestResult<Self> {
-        let b = backend.to_owned();
-        let db = tokio::task::spawn_blocking(move || ScratchDb::of(&b)).await??;
-        Self::spawn_with(test_settings(&db.url), db).await
+        Self::spawn_tuned(backend, |_| {}).await
     }
 
-    /// Starts a server with the given settings on an already created database.
-    pub async fn spawn_with(settings: Settings, db: ScratchDb) -> TestResult<Self> {
+    /// Like [`TestApp::spawn`], with settings adjusted by `tune`.
+    pub async fn spawn_tuned(backend: &str, tune: impl FnOnce(&mut Settings)) -> TestResult<Self> {
+        let sql = if backend == "mongodb" { "sqlite" } else { backend }.to_owned();
+        let db = tokio::task::spawn_blocking(move || ScratchDb::of(&sql)).await??;
+        let mut settings = test_settings(&db.url);
+        let mongo = (backend == "mongodb").then(ScratchMongo::new);
+        if let Some(m) = &mongo {
+            settings.messages.backend = server::config::MessageBackend::Mongodb;
+            settings.messages.mongodb_url = m.url.clone();
+            settings.messages.mongodb_database = m.name.clone();
+        }
+        tune(&mut settings);
         let clock = Clock::system();
-        let running = server::app::start(settings, clock.clone()).await?;
+        let mut app = Self::start(settings, clock, db).await?;
+        app._mongo = mongo;
+        Ok(app)
+    }
+
+    async fn start(settings: Settings, clock: Clock, db: ScratchDb) -> TestResult<Self> {
+        let running = server::app::start(settings.clone(), clock.clone()).await?;
         let base = format!("http://{}", running.addr);
         let handle = running.handle.clone();
         let state = running.state.clone();
         actix_rt::spawn(running.wait());
         let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
-        Ok(TestApp { base, clock, state, client, handle, _db: db })
+        Ok(TestApp { base, clock, state, settings, client, handle, _db: db, _mongo: None })
+    }
+
+    /// Stops this server and starts a new one (new actors, empty memory) on the same databases
+    /// and port-0 settings; the clock carries over.
+    pub async fn restart(mut self) -> TestResult<Self> {
+        self.handle.stop(true).await;
+        let db = std::mem::replace(&mut self._db, ScratchDb::sqlite());
+        let mongo = self._mongo.take();
+        let mut app = Self::start(self.settings.clone(), self.clock.clone(), db).await?;
+        app._mongo = mongo;
+        Ok(app)
     }
 
     /// Sends a request; returns the status and the JSON body (`Null` when empty).

@@ -3,5 +3,7 @@
 //! Every test runs against SQLite and against PostgreSQL.
 
 mod accounts;
+mod chat;
 mod friends;
 mod helpers;
+mod ws_client;
