@@ -4,31 +4,27 @@
 //! durable, acks the sender and delivers it to every device of both users. It also keeps the
 //! read/delivered marks and performs recalls.
 //!
-//! The registry starts actors on demand, forgets them when they stop (idle) and starts a fresh
+//! The registry (one per node, for 1:1 conversations and for groups) starts actors on demand, forgets them when they stop (idle) and starts a fresh
 //! one (re-seeded from the store) when a stopped or failed actor is asked for again.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use schema::db::{conversations, friends, DbError};
-use schema::message::{Appended, MessageKind, MessageRecord, Page};
+use schema::message::{MessageKind, MessageRecord, Page};
 use schema::protocol::{ServerFrame, WireMessage};
 use schema::{Clock, ConvId, ConvKind, DeviceId, UserId};
-use tokio::sync::oneshot;
 
 use crate::db::Db;
+use crate::group::GroupActor;
 use crate::hub::ChatSettings;
 use crate::registry::{DeliverToUser, SessionRegistry};
+use crate::sequencer::{persist, replay, Sequenced, Sequencer, DEDUP_PRELOAD};
 use crate::store::MessageStore;
-use crate::writer::{MessageWriter, Persist};
+use crate::writer::MessageWriter;
 
-/// How many recent client ids an actor remembers (and preloads at start) for dedup. Older
-/// resends are still stored once (the store's unique index) but cost a seq.
-pub const DEDUP_WINDOW: usize = 4096;
-/// Client ids preloaded from the store when an actor starts.
-pub const DEDUP_PRELOAD: i64 = 512;
 /// How often an actor checks whether it is idle.
 pub const IDLE_CHECK: Duration = Duration::from_secs(10);
 /// How often coalesced delivered marks are written.
@@ -55,6 +51,33 @@ pub enum ChatError {
     /// The message was recalled already.
     #[error("the message was recalled already")]
     AlreadyRecalled,
+    /// The group was dissolved: nothing new can be posted.
+    #[error("the group was dissolved")]
+    GroupDissolved,
+    /// The sender is muted (personally or by mute-all).
+    #[error("you are muted in this group")]
+    Muted,
+    /// `@all` is for the owner and admins.
+    #[error("only the owner and admins can mention everyone")]
+    MentionAllForbidden,
+    /// A mentioned user is not a member.
+    #[error("mentions must name members of the group")]
+    InvalidMentions,
+    /// The caller's role does not allow this.
+    #[error("your role does not allow this")]
+    NotAllowed,
+    /// The owner must transfer ownership or dissolve the group first.
+    #[error("the owner cannot leave; transfer ownership or dissolve the group")]
+    OwnerCannotLeave,
+    /// The group is at its size limit.
+    #[error("the group is full")]
+    GroupFull,
+    /// The target user is not a member.
+    #[error("that user is not a member")]
+    NotMember,
+    /// Invitees must be the inviter's friends.
+    #[error("you can only invite your friends")]
+    InviteesNotFriends,
     /// Storage failed; the client should retry (with the same client id).
     #[error("storage unavailable, retry")]
     Unavailable(String),
@@ -70,6 +93,15 @@ impl ChatError {
             ChatError::NotYourMessage => "not_your_message",
             ChatError::RecallWindowPassed => "recall_window_passed",
             ChatError::AlreadyRecalled => "already_recalled",
+            ChatError::GroupDissolved => "group_dissolved",
+            ChatError::Muted => "muted",
+            ChatError::MentionAllForbidden => "mention_all_forbidden",
+            ChatError::InvalidMentions => "invalid_mentions",
+            ChatError::NotAllowed => "not_allowed",
+            ChatError::OwnerCannotLeave => "owner_cannot_leave",
+            ChatError::GroupFull => "group_full",
+            ChatError::NotMember => "member_not_found",
+            ChatError::InviteesNotFriends => "not_friends",
             ChatError::Unavailable(_) => "unavailable",
         }
     }
@@ -98,6 +130,10 @@ pub struct PostMessage {
     pub device: DeviceId,
     pub client_id: String,
     pub body: String,
+    /// Mentioned members (groups only).
+    pub mentions: Vec<UserId>,
+    /// `@all` (groups only; owner and admins).
+    pub mention_all: bool,
 }
 
 /// A device received everything up to `seq`.
@@ -125,6 +161,13 @@ pub struct RecallMessage {
     pub seq: i64,
 }
 
+/// `user` is typing: forwarded to the peer's devices if the two are friends; never stored.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), ChatError>")]
+pub struct Typing {
+    pub user: UserId,
+}
+
 /// Re-read friendship and do-not-disturb settings (they changed).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -133,17 +176,12 @@ pub struct Refresh;
 /// What a conversation actor needs from the node.
 #[derive(Clone)]
 pub struct ConversationDeps {
-    db: Db,
-    store: Arc<dyn MessageStore>,
-    clock: Clock,
-    settings: Arc<ChatSettings>,
-    sessions: Addr<SessionRegistry>,
-    writer: Addr<MessageWriter>,
-}
-
-enum Entry {
-    Acked(Ack),
-    InFlight(Vec<oneshot::Sender<Result<Ack, ChatError>>>),
+    pub(crate) db: Db,
+    pub(crate) store: Arc<dyn MessageStore>,
+    pub(crate) clock: Clock,
+    pub(crate) settings: Arc<ChatSettings>,
+    pub(crate) sessions: Addr<SessionRegistry>,
+    pub(crate) writer: Addr<MessageWriter>,
 }
 
 /// Friendship and notification settings of the pair, loaded at start and on [`Refresh`].
@@ -162,16 +200,9 @@ pub struct ConversationActor {
     deps: ConversationDeps,
     registry: Addr<ConversationRegistry>,
     instance: u64,
-    next_seq: i64,
+    seq: Sequencer,
     policy: Policy,
-    recent: HashMap<(UserId, String), Entry>,
-    order: VecDeque<(UserId, String)>,
     delivered: HashMap<UserId, (i64, bool)>,
-    /// Deliveries wait here until every lower seq is durable (or given up), so recipients see
-    /// messages in seq order even when completions of one batch arrive out of order.
-    ready: BTreeMap<i64, Option<(MessageRecord, DeviceId)>>,
-    /// The next seq to deliver.
-    next_deliver: i64,
     last_active: Instant,
 }
 
@@ -210,48 +241,10 @@ impl ConversationActor {
         }
     }
 
-    fn remember(&mut self, key: (UserId, String), entry: Entry) {
-        if self.recent.insert(key.clone(), entry).is_none() {
-            self.order.push_back(key);
-        }
-        while self.order.len() > DEDUP_WINDOW {
-            if let Some(old) = self.order.pop_front() {
-                if matches!(self.recent.get(&old), Some(Entry::Acked(_))) {
-                    self.recent.remove(&old);
-                } else {
-                    // Still in flight: keep it, look again later.
-                    self.order.push_back(old);
-                    break;
-                }
-            }
-        }
-    }
-
     fn to_user(&self, user: UserId, frame: &ServerFrame, except: Option<DeviceId>) {
         let msg = DeliverToUser { user, frame: frame.encode().into(), except };
         if self.deps.sessions.try_send(msg).is_err() {
             log::warn!("session registry overloaded; a frame for user {user} was dropped (clients catch up with sync)");
-        }
-    }
-
-    fn deliver(&self, rec: &MessageRecord, origin: DeviceId) {
-        let wire = WireMessage::from(rec);
-        let peer = self.peer(rec.sender);
-        let to_peer = ServerFrame::Msg { msg: wire.clone(), silent: self.silent_for(peer), mentioned: false };
-        self.to_user(peer, &to_peer, None);
-        let to_self = ServerFrame::Msg { msg: wire, silent: true, mentioned: false };
-        self.to_user(rec.sender, &to_self, Some(origin));
-    }
-
-    /// Records the outcome of `seq` (a message to deliver, or `None` when nothing is to be
-    /// delivered under that seq) and delivers everything that is now in order.
-    fn settle(&mut self, seq: i64, outcome: Option<(MessageRecord, DeviceId)>) {
-        self.ready.insert(seq, outcome);
-        while let Some(next) = self.ready.remove(&self.next_deliver) {
-            if let Some((rec, origin)) = next {
-                self.deliver(&rec, origin);
-            }
-            self.next_deliver += 1;
         }
     }
 
@@ -286,6 +279,25 @@ impl ConversationActor {
     }
 }
 
+impl Sequenced for ConversationActor {
+    fn sequencer(&mut self) -> &mut Sequencer {
+        &mut self.seq
+    }
+
+    fn writer(&self) -> Addr<MessageWriter> {
+        self.deps.writer.clone()
+    }
+
+    fn deliver(&mut self, rec: &MessageRecord, origin: Option<DeviceId>) {
+        let wire = WireMessage::from(rec);
+        let peer = self.peer(rec.sender);
+        let to_peer = ServerFrame::Msg { msg: wire.clone(), silent: self.silent_for(peer), mentioned: false };
+        self.to_user(peer, &to_peer, None);
+        let to_self = ServerFrame::Msg { msg: wire, silent: true, mentioned: false };
+        self.to_user(rec.sender, &to_self, origin);
+    }
+}
+
 impl Actor for ConversationActor {
     type Context = Context<Self>;
 
@@ -294,14 +306,17 @@ impl Actor for ConversationActor {
         let (conv, a, b) = (self.conv.clone(), self.a, self.b);
         let load = async move {
             let now = deps.clock.now_ms();
-            let c2 = conv.clone();
-            deps.db
-                .write_retrying(move |c| {
-                    conversations::ensure(c, c2.as_str(), &[(a.0, Some(b.0)), (b.0, Some(a.0))], now)
-                })
-                .await
-                .map_err(|e| e.to_string())?;
             let policy = load_policy(&deps.db, a, b, conv.clone()).await.map_err(|e| e.to_string())?;
+            if policy.friends {
+                // Strangers get no conversation rows: a refused frame leaves no trace in lists.
+                let c2 = conv.clone();
+                deps.db
+                    .write_retrying(move |c| {
+                        conversations::ensure(c, c2.as_str(), &[(a.0, Some(b.0)), (b.0, Some(a.0))], now)
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
             let max = deps.store.max_seq(conv.clone()).await.map_err(|e| e.to_string())?;
             let recent =
                 deps.store.page(conv, Page::Before(max + 1), 0, DEDUP_PRELOAD).await.map_err(|e| e.to_string())?;
@@ -310,12 +325,7 @@ impl Actor for ConversationActor {
         ctx.wait(load.into_actor(self).map(|res, act, ctx| match res {
             Ok((policy, max, recent)) => {
                 act.policy = policy;
-                act.next_seq = max + 1;
-                act.next_deliver = max + 1;
-                for m in recent {
-                    let ack = Ack { id: m.client_id.clone(), conv: m.conv.clone(), seq: m.seq, ts: m.ts };
-                    act.remember((m.sender, m.client_id), Entry::Acked(ack));
-                }
+                act.seq.seed(max, recent);
             }
             Err(e) => {
                 log::error!("conversation {} failed to start: {e}", act.conv);
@@ -324,8 +334,7 @@ impl Actor for ConversationActor {
         }));
         let idle = self.deps.settings.conversation_idle;
         ctx.run_interval(IDLE_CHECK.min(idle), move |act, ctx| {
-            let busy = act.recent.values().any(|e| matches!(e, Entry::InFlight(_)));
-            if !busy && act.last_active.elapsed() >= idle {
+            if !act.seq.busy() && act.last_active.elapsed() >= idle {
                 ctx.stop();
             }
         });
@@ -343,22 +352,13 @@ impl Handler<PostMessage> for ConversationActor {
 
     fn handle(&mut self, msg: PostMessage, _: &mut Context<Self>) -> Self::Result {
         self.last_active = Instant::now();
-        let key = (msg.sender, msg.client_id.clone());
-        match self.recent.get_mut(&key) {
-            Some(Entry::Acked(ack)) => return Box::pin(fut::ready(Ok(ack.clone()))),
-            Some(Entry::InFlight(waiters)) => {
-                let (tx, rx) = oneshot::channel();
-                waiters.push(tx);
-                let wait = async move { rx.await.unwrap_or_else(|_| Err(ChatError::Unavailable("stopped".into()))) };
-                return Box::pin(wait.into_actor(self));
-            }
-            None => {}
+        if let Some(answer) = replay(self, msg.sender, &msg.client_id) {
+            return answer;
         }
         if !self.policy.friends {
             return Box::pin(fut::ready(Err(ChatError::NotFriends)));
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let seq = self.seq.assign(msg.sender, &msg.client_id);
         let rec = MessageRecord {
             conv: self.conv.clone(),
             seq,
@@ -371,43 +371,7 @@ impl Handler<PostMessage> for ConversationActor {
             ts: self.deps.clock.now_ms(),
             recalled_at: None,
         };
-        self.remember(key.clone(), Entry::InFlight(Vec::new()));
-        let persist = self.deps.writer.send(Persist(rec));
-        let origin = msg.device;
-        Box::pin(persist.into_actor(self).map(move |res, act, _| {
-            let waiters = match act.recent.remove(&key) {
-                Some(Entry::InFlight(w)) => w,
-                _ => Vec::new(),
-            };
-            let res = match res {
-                Ok(Ok(appended)) => {
-                    let rec = appended.record();
-                    let ack = Ack { id: rec.client_id.clone(), conv: rec.conv.clone(), seq: rec.seq, ts: rec.ts };
-                    act.recent.insert(key.clone(), Entry::Acked(ack.clone()));
-                    match appended {
-                        Appended::Stored(rec) => act.settle(seq, Some((rec, origin))),
-                        // Stored long ago under another seq; this seq stays unused.
-                        Appended::Duplicate(_) => act.settle(seq, None),
-                    }
-                    Ok(ack)
-                }
-                Ok(Err(e)) => {
-                    act.settle(seq, None);
-                    Err(ChatError::Unavailable(e))
-                }
-                Err(e) => {
-                    act.settle(seq, None);
-                    Err(ChatError::Unavailable(e.to_string()))
-                }
-            };
-            if res.is_err() {
-                act.order.retain(|k| k != &key);
-            }
-            for w in waiters {
-                let _ = w.send(res.clone());
-            }
-            res
-        }))
+        persist(self, rec, Some(msg.device))
     }
 }
 
@@ -416,7 +380,10 @@ impl Handler<MarkDelivered> for ConversationActor {
 
     fn handle(&mut self, msg: MarkDelivered, _: &mut Context<Self>) {
         self.last_active = Instant::now();
-        let seq = msg.seq.min(self.next_seq - 1);
+        let seq = msg.seq.min(self.seq.max_seq());
+        if seq < 1 {
+            return;
+        }
         let entry = self.delivered.entry(msg.user).or_insert((0, false));
         if seq <= entry.0 {
             return;
@@ -427,19 +394,39 @@ impl Handler<MarkDelivered> for ConversationActor {
     }
 }
 
+impl Handler<Typing> for ConversationActor {
+    type Result = Result<(), ChatError>;
+
+    fn handle(&mut self, msg: Typing, _: &mut Context<Self>) -> Result<(), ChatError> {
+        if !self.policy.friends {
+            return Err(ChatError::NotFriends);
+        }
+        let frame = ServerFrame::Typing { conv: self.conv.clone(), from: msg.user };
+        self.to_user(self.peer(msg.user), &frame, None);
+        Ok(())
+    }
+}
+
 impl Handler<MarkRead> for ConversationActor {
     type Result = ResponseActFuture<Self, Result<(), ChatError>>;
 
     fn handle(&mut self, msg: MarkRead, _: &mut Context<Self>) -> Self::Result {
         self.last_active = Instant::now();
-        let max = self.next_seq - 1;
+        let max = self.seq.max_seq();
         let seq = msg.seq.min(max);
         let db = self.deps.db.clone();
         let conv = self.conv.clone();
         let user = msg.user;
+        if seq < 1 {
+            // Nothing to read (an empty conversation, or one that is not the caller's).
+            return Box::pin(fut::ready(Ok(())));
+        }
         let write = async move { db.write(move |c| conversations::mark_read(c, user.0, conv.as_str(), seq)).await };
         Box::pin(write.into_actor(self).map(move |res, act, _| {
-            let read = res?;
+            let (before, read) = res?;
+            if read <= before {
+                return Ok(());
+            }
             let peer = act.peer(user);
             act.to_user(peer, &ServerFrame::Read { conv: act.conv.clone(), seq: read, by: user }, None);
             let mark = ServerFrame::ReadMark { conv: act.conv.clone(), seq: read, unread: (max - read).max(0) };
@@ -447,6 +434,33 @@ impl Handler<MarkRead> for ConversationActor {
             Ok(())
         }))
     }
+}
+
+/// Recalls message `seq` of `conv` for `user` if it is theirs and within `window_ms`.
+pub(crate) async fn recall(
+    deps: &ConversationDeps,
+    conv: ConvId,
+    user: UserId,
+    seq: i64,
+    window_ms: i64,
+) -> Result<(), ChatError> {
+    let unavailable = |e: crate::store::StoreError| ChatError::Unavailable(e.to_string());
+    let m = deps.store.get(conv.clone(), seq).await.map_err(unavailable)?.ok_or(ChatError::MessageNotFound)?;
+    if m.sender != user || m.kind != MessageKind::Text {
+        return Err(ChatError::NotYourMessage);
+    }
+    if m.recalled_at.is_some() {
+        return Err(ChatError::AlreadyRecalled);
+    }
+    let now = deps.clock.now_ms();
+    if now - m.ts > window_ms {
+        return Err(ChatError::RecallWindowPassed);
+    }
+    if !deps.store.recall(conv.clone(), seq, now).await.map_err(unavailable)? {
+        return Err(ChatError::AlreadyRecalled);
+    }
+    deps.db.write(move |c| conversations::recall_preview(c, conv.as_str(), seq)).await?;
+    Ok(())
 }
 
 impl Handler<RecallMessage> for ConversationActor {
@@ -457,35 +471,7 @@ impl Handler<RecallMessage> for ConversationActor {
         let deps = self.deps.clone();
         let conv = self.conv.clone();
         let window = deps.settings.recall_window.as_millis() as i64;
-        let work = async move {
-            let m = deps
-                .store
-                .get(conv.clone(), msg.seq)
-                .await
-                .map_err(|e| ChatError::Unavailable(e.to_string()))?
-                .ok_or(ChatError::MessageNotFound)?;
-            if m.sender != msg.user || m.kind != MessageKind::Text {
-                return Err(ChatError::NotYourMessage);
-            }
-            if m.recalled_at.is_some() {
-                return Err(ChatError::AlreadyRecalled);
-            }
-            let now = deps.clock.now_ms();
-            if now - m.ts > window {
-                return Err(ChatError::RecallWindowPassed);
-            }
-            if !deps
-                .store
-                .recall(conv.clone(), msg.seq, now)
-                .await
-                .map_err(|e| ChatError::Unavailable(e.to_string()))?
-            {
-                return Err(ChatError::AlreadyRecalled);
-            }
-            let seq = msg.seq;
-            deps.db.write(move |c| conversations::recall_preview(c, conv.as_str(), seq)).await?;
-            Ok(())
-        };
+        let work = async move { recall(&deps, conv, msg.user, msg.seq, window).await };
         Box::pin(work.into_actor(self).map(move |res, act, _| {
             res?;
             let frame = ServerFrame::Recalled { conv: act.conv.clone(), seq: msg.seq };
@@ -501,8 +487,19 @@ impl Handler<Refresh> for ConversationActor {
 
     fn handle(&mut self, _: Refresh, _: &mut Context<Self>) -> Self::Result {
         let db = self.deps.db.clone();
+        let now = self.deps.clock.now_ms();
         let (a, b, conv) = (self.a, self.b, self.conv.clone());
-        Box::pin(async move { load_policy(&db, a, b, conv).await }.into_actor(self).map(|res, act, _| match res {
+        let work = async move {
+            let policy = load_policy(&db, a, b, conv.clone()).await?;
+            if policy.friends {
+                db.write_retrying(move |c| {
+                    conversations::ensure(c, conv.as_str(), &[(a.0, Some(b.0)), (b.0, Some(a.0))], now)
+                })
+                .await?;
+            }
+            Ok::<_, DbError>(policy)
+        };
+        Box::pin(work.into_actor(self).map(|res, act, _| match res {
             Ok(p) => act.policy = p,
             Err(e) => log::warn!("conversation {}: policy not refreshed: {e}", act.conv),
         }))
@@ -540,6 +537,7 @@ pub struct CountConversations;
 pub struct ConversationRegistry {
     deps: ConversationDeps,
     actors: HashMap<ConvId, (u64, Addr<ConversationActor>)>,
+    groups: HashMap<ConvId, (u64, Addr<GroupActor>)>,
     next_instance: u64,
 }
 
@@ -558,7 +556,7 @@ impl ConversationRegistry {
 
     /// An empty registry.
     pub fn new(deps: ConversationDeps) -> Self {
-        ConversationRegistry { deps, actors: HashMap::new(), next_instance: 1 }
+        ConversationRegistry { deps, actors: HashMap::new(), groups: HashMap::new(), next_instance: 1 }
     }
 }
 
@@ -588,13 +586,9 @@ impl Handler<GetConversation> for ConversationRegistry {
             deps: self.deps.clone(),
             registry: ctx.address(),
             instance,
-            next_seq: 1,
+            seq: Sequencer::new(msg.conv.clone()),
             policy: Policy::default(),
-            recent: HashMap::new(),
-            order: VecDeque::new(),
             delivered: HashMap::new(),
-            ready: BTreeMap::new(),
-            next_deliver: 1,
             last_active: Instant::now(),
         };
         let addr = actor.start();
@@ -610,6 +604,36 @@ impl Handler<ConversationStopped> for ConversationRegistry {
         if self.actors.get(&msg.conv).is_some_and(|(i, _)| *i == msg.instance) {
             self.actors.remove(&msg.conv);
         }
+        if self.groups.get(&msg.conv).is_some_and(|(i, _)| *i == msg.instance) {
+            self.groups.remove(&msg.conv);
+        }
+    }
+}
+
+/// The actor of a group, started if needed (the group registry: same pattern as 1:1).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Addr<GroupActor>, ChatError>")]
+pub struct GetGroup {
+    pub conv: ConvId,
+}
+
+impl Handler<GetGroup> for ConversationRegistry {
+    type Result = Result<Addr<GroupActor>, ChatError>;
+
+    fn handle(&mut self, msg: GetGroup, ctx: &mut Context<Self>) -> Self::Result {
+        let Some(ConvKind::Group(g)) = msg.conv.kind() else {
+            return Err(ChatError::UnknownConversation);
+        };
+        if let Some((_, addr)) = self.groups.get(&msg.conv) {
+            if addr.connected() {
+                return Ok(addr.clone());
+            }
+        }
+        let instance = self.next_instance;
+        self.next_instance += 1;
+        let addr = GroupActor::new(g, self.deps.clone(), ctx.address(), instance).start();
+        self.groups.insert(msg.conv, (instance, addr.clone()));
+        Ok(addr)
     }
 }
 
@@ -618,8 +642,12 @@ impl Handler<RefreshConversation> for ConversationRegistry {
 
     fn handle(&mut self, msg: RefreshConversation, _: &mut Context<Self>) -> Self::Result {
         let refresh = self.actors.get(&msg.conv).map(|(_, addr)| addr.send(Refresh));
+        let refresh_group = self.groups.get(&msg.conv).map(|(_, addr)| addr.send(Refresh));
         Box::pin(async move {
             if let Some(r) = refresh {
+                let _ = r.await;
+            }
+            if let Some(r) = refresh_group {
                 let _ = r.await;
             }
         })
@@ -630,6 +658,6 @@ impl Handler<CountConversations> for ConversationRegistry {
     type Result = usize;
 
     fn handle(&mut self, _: CountConversations, _: &mut Context<Self>) -> usize {
-        self.actors.len()
+        self.actors.len() + self.groups.len()
     }
 }

@@ -23,6 +23,8 @@ pub struct ChatSettings {
     pub conversation_idle: Duration,
     /// Name of this node (in `hello` frames).
     pub node_id: String,
+    /// Most members a group may have.
+    pub max_group_members: usize,
 }
 
 /// Everything a session or handler needs to reach the node's actors.

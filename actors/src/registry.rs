@@ -99,6 +99,13 @@ pub struct KickUser {
     pub reason: KickReason,
 }
 
+/// Kick every session of this node (drain at shutdown); returns how many.
+#[derive(Debug, Message)]
+#[rtype(result = "usize")]
+pub struct KickAll {
+    pub reason: KickReason,
+}
+
 /// Which of `users` have a session here.
 #[derive(Debug, Message)]
 #[rtype(result = "Vec<UserId>")]
@@ -217,6 +224,19 @@ impl Handler<KickUser> for SessionRegistry {
                 s.kick.do_send(Kick(msg.reason));
                 n += 1;
             }
+        }
+        n
+    }
+}
+
+impl Handler<KickAll> for SessionRegistry {
+    type Result = usize;
+
+    fn handle(&mut self, msg: KickAll, _: &mut Context<Self>) -> usize {
+        let mut n = 0;
+        for s in self.users.values().flat_map(HashMap::values) {
+            s.kick.do_send(Kick(msg.reason));
+            n += 1;
         }
         n
     }

@@ -83,6 +83,7 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
             recall_window: Duration::from_secs(settings.chat.recall_window_secs),
             conversation_idle: Duration::from_secs(settings.chat.conversation_idle_secs),
             node_id: settings.cluster.node_id.clone(),
+            max_group_members: settings.chat.max_group_members,
         },
     );
     let events = Events::new(hub.sessions.clone(), hub.conversations.clone());
@@ -97,7 +98,12 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
             .app_data(web::PayloadConfig::default().limit(max_body))
             .app_data(web::QueryConfig::default().error_handler(routes::query_error))
             .app_data(web::PathConfig::default().error_handler(routes::path_error))
-            .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("im::http"))
+            // The path without the query string: `?token=` must never reach the logs.
+            .wrap(
+                middleware::Logger::new("%a %{method}xi %U %s %b %Dms")
+                    .custom_request_replace("method", |req| req.method().to_string())
+                    .log_target("im::http"),
+            )
             .configure(routes::configure)
             .service(web::resource("/ws").route(web::get().to(crate::ws::connect)))
             .default_service(web::to(routes::not_found))

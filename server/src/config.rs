@@ -74,11 +74,19 @@ pub struct ChatSection {
     pub conversation_idle_secs: u64,
     /// Most messages one `sync` or history page returns.
     pub max_page: i64,
+    /// Most members a group may have.
+    pub max_group_members: usize,
 }
 
 impl Default for ChatSection {
     fn default() -> Self {
-        ChatSection { max_message_chars: 4000, recall_window_secs: 120, conversation_idle_secs: 300, max_page: 200 }
+        ChatSection {
+            max_message_chars: 4000,
+            recall_window_secs: 120,
+            conversation_idle_secs: 300,
+            max_page: 200,
+            max_group_members: 2000,
+        }
     }
 }
 
@@ -319,6 +327,9 @@ impl Settings {
         }
         if self.ws.mailbox < 16 {
             return bad("ws.mailbox", "must be at least 16");
+        }
+        if self.chat.max_group_members < 2 {
+            return bad("chat.max_group_members", "must be at least 2");
         }
         if self.chat.max_message_chars == 0 || self.chat.max_page < 1 {
             return bad("chat.max_message_chars", "max_message_chars and max_page must be positive");

@@ -32,6 +32,13 @@ impl Events {
         }
     }
 
+    /// A member's settings of a group conversation changed: resolves once its actor re-read them.
+    pub async fn conversation_changed(&self, conv: ConvId) {
+        if let Err(e) = self.conversations.send(RefreshConversation { conv }).await {
+            log::warn!("conversation not refreshed: {e}");
+        }
+    }
+
     /// The friendship of `a` and `b`, or a setting of their conversation, changed: resolves once
     /// a running conversation actor has re-read it, so the caller's answer happens after it.
     pub async fn pair_changed(&self, a: UserId, b: UserId) {

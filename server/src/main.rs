@@ -41,9 +41,16 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let running = server::app::start(settings, schema::Clock::system()).await?;
     log::info!("listening on http://{}", running.addr);
     let handle = running.handle.clone();
+    let sessions = running.state.hub.sessions.clone();
     actix_web::rt::spawn(async move {
         wait_for_signal().await;
-        log::info!("shutdown signal received, stopping gracefully");
+        log::info!("shutdown signal received, draining");
+        // Tell every client to reconnect (1012); they catch up with `sync` on another node.
+        let reason = actors::registry::KickReason::Restarting;
+        match sessions.send(actors::registry::KickAll { reason }).await {
+            Ok(n) => log::info!("asked {n} sessions to reconnect"),
+            Err(e) => log::warn!("could not drain sessions: {e}"),
+        }
         handle.stop(true).await;
     });
     running.wait().await?;

@@ -23,15 +23,17 @@ use actix::{
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use actors::conversation::{
-    ChatError, ConversationActor, GetConversation, MarkDelivered, MarkRead, PostMessage, RecallMessage,
+    ChatError, ConversationActor, GetConversation, GetGroup, MarkDelivered, MarkRead, PostMessage, RecallMessage,
+    Typing,
 };
+use actors::group::GroupActor;
 use actors::hub::Hub;
 use actors::registry::{DeliverToUser, Kick, KickReason, Push, Register, SessionHandle, Unregister};
 use futures_util::StreamExt;
 use schema::db::conversations;
 use schema::message::Page;
 use schema::protocol::{ClientFrame, ServerFrame, WireMessage};
-use schema::{ConvId, DeviceId, UserId};
+use schema::{ConvId, ConvKind, DeviceId, UserId};
 
 use crate::auth;
 use crate::config::{ChatSection, WsSection};
@@ -188,12 +190,17 @@ impl WsSession {
         self.on_frame(frame, ctx);
     }
 
-    fn check_conv(&mut self, conv: &ConvId, id: Option<&String>, ctx: &mut Ctx) -> Option<UserId> {
-        let peer = conv.peer_of(self.user);
-        if peer.is_none() {
+    /// Refuses ids that cannot be a conversation of this user: 1:1 ids without them, or
+    /// malformed ids. Group membership is checked by the group actor.
+    fn check_conv(&mut self, conv: &ConvId, id: Option<&String>, ctx: &mut Ctx) -> Option<ConvKind> {
+        let kind = match conv.kind() {
+            Some(ConvKind::Direct(..)) if conv.peer_of(self.user).is_none() => None,
+            other => other,
+        };
+        if kind.is_none() {
             self.error(ctx, "unknown_conversation", format!("no conversation {conv} of yours"), id.cloned());
         }
-        peer
+        kind
     }
 
     fn on_frame(&mut self, frame: ClientFrame, ctx: &mut Ctx) {
@@ -209,13 +216,18 @@ impl WsSession {
                     let max = self.chat.max_message_chars;
                     return self.error(ctx, "message_too_long", format!("body is over {max} characters"), Some(id));
                 }
-                if self.check_conv(&conv, Some(&id), ctx).is_none() {
-                    return;
-                }
-                if !mentions.is_empty() || mention_all {
+                let Some(kind) = self.check_conv(&conv, Some(&id), ctx) else { return };
+                if matches!(kind, ConvKind::Direct(..)) && (!mentions.is_empty() || mention_all) {
                     return self.error(ctx, "mentions_not_allowed", "mentions are for group chats", Some(id));
                 }
-                let msg = PostMessage { sender: self.user, device: self.device, client_id: id.clone(), body };
+                let msg = PostMessage {
+                    sender: self.user,
+                    device: self.device,
+                    client_id: id.clone(),
+                    body,
+                    mentions,
+                    mention_all,
+                };
                 let hub = self.hub.clone();
                 let fut = async move { call(&hub, conv, msg).await.and_then(|r| r) };
                 ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
@@ -275,9 +287,16 @@ impl WsSession {
                 }
             }
             ClientFrame::Typing { conv } => {
-                if let Some(peer) = self.check_conv(&conv, None, ctx) {
-                    let frame = ServerFrame::Typing { conv, from: self.user }.encode();
-                    let _ = self.hub.sessions.try_send(DeliverToUser { user: peer, frame: frame.into(), except: None });
+                if self.check_conv(&conv, None, ctx).is_some() {
+                    let hub = self.hub.clone();
+                    let msg = Typing { user: self.user };
+                    ctx.spawn(async move { call(&hub, conv, msg).await.and_then(|r| r) }.into_actor(self).map(
+                        |res, act, ctx| {
+                            if let Err(e) = res {
+                                act.chat_error(ctx, &e, None);
+                            }
+                        },
+                    ));
                 }
             }
             ClientFrame::Sync { conv, after_seq, limit } => {
@@ -313,23 +332,52 @@ impl WsSession {
     }
 }
 
-/// Sends `msg` to the actor of `conv`, starting it if needed and once more if it had just stopped.
+/// Sends `msg` to the actor of `conv` (a conversation or a group actor), starting it if needed
+/// and once more if it had just stopped.
 pub async fn call<M>(hub: &Hub, conv: ConvId, msg: M) -> Result<M::Result, ChatError>
 where
     M: Message + Send + Clone + 'static,
     M::Result: Send,
     ConversationActor: Handler<M>,
+    GroupActor: Handler<M>,
 {
     let unavailable = |e: MailboxError| ChatError::Unavailable(e.to_string());
     let mut last = MailboxError::Closed;
     for _ in 0..2 {
-        let addr = hub.conversations.send(GetConversation { conv: conv.clone() }).await.map_err(unavailable)??;
-        match addr.send(msg.clone()).await {
+        let sent = match conv.kind() {
+            Some(ConvKind::Group(_)) => {
+                let addr = hub.conversations.send(GetGroup { conv: conv.clone() }).await.map_err(unavailable)??;
+                addr.send(msg.clone()).await
+            }
+            _ => {
+                let addr =
+                    hub.conversations.send(GetConversation { conv: conv.clone() }).await.map_err(unavailable)??;
+                addr.send(msg.clone()).await
+            }
+        };
+        match sent {
             Ok(r) => return Ok(r),
             Err(e) => last = e,
         }
     }
     Err(unavailable(last))
+}
+
+/// The seqs of `conv` that `user` may read: `(floor, ceiling)` (exclusive floor, inclusive
+/// ceiling), or `UnknownConversation`. 1:1: from the clear-history watermark on. Groups: from
+/// the join (or the watermark) up to the leave point of a member who left.
+pub async fn access(hub: &Hub, user: UserId, conv: &ConvId) -> Result<(i64, i64), ChatError> {
+    let (member, ceiling) = match conv.kind() {
+        Some(ConvKind::Direct(..)) if conv.peer_of(user).is_some() => (0, i64::MAX),
+        Some(ConvKind::Group(g)) => match actors::group::access(&hub.db, g, user).await? {
+            Some((joined, left)) => (joined, left.unwrap_or(i64::MAX)),
+            None => return Err(ChatError::UnknownConversation),
+        },
+        _ => return Err(ChatError::UnknownConversation),
+    };
+    let c = conv.clone();
+    let state = hub.db.read(move |db| conversations::state(db, user.0, c.as_str())).await?;
+    Ok((state.map(|s| s.cleared_seq).unwrap_or(0).max(member), ceiling))
 }
 
 /// A page of a conversation for one user.
@@ -340,45 +388,66 @@ pub struct History {
     pub max_seq: i64,
 }
 
-/// Reads a page of `conv` as `user` sees it: nothing at or below their clear-history watermark,
-/// nothing they deleted for themselves, recalled messages without bodies. The caller has checked
-/// that `user` belongs to `conv`.
+/// Reads a page of `conv` as `user` sees it: only the seqs [`access`] allows, nothing they
+/// deleted for themselves, recalled messages without bodies.
 pub async fn history(hub: &Hub, user: UserId, conv: ConvId, page: Page, limit: i64) -> Result<History, ChatError> {
+    let (floor, ceiling) = access(hub, user, &conv).await?;
     let c = conv.clone();
-    let (state, summary) = hub
-        .db
-        .read(move |db| Ok((conversations::state(db, user.0, c.as_str())?, conversations::find(db, c.as_str())?)))
-        .await?;
-    let floor = state.map(|s| s.cleared_seq).unwrap_or(0);
-    let max_seq = summary.map(|s| s.last_seq).unwrap_or(0);
-    let mut records = hub
-        .store
-        .page(conv.clone(), page, floor, limit + 1)
-        .await
-        .map_err(|e| ChatError::Unavailable(e.to_string()))?;
-    let has_more = records.len() as i64 > limit;
-    match page {
-        Page::After(_) => records.truncate(limit as usize),
-        Page::Before(_) if has_more => {
-            records.remove(0);
-        }
-        Page::Before(_) => {}
-    }
-    let hidden = match (records.first(), records.last()) {
-        (Some(lo), Some(hi)) => {
-            let (c, lo, hi) = (conv.clone(), lo.seq, hi.seq);
-            hub.db.read(move |db| conversations::hidden_between(db, user.0, c.as_str(), lo, hi)).await?
-        }
-        _ => Vec::new(),
+    let summary = hub.db.read(move |db| conversations::find(db, c.as_str())).await?;
+    let max_seq = summary.map(|s| s.last_seq).unwrap_or(0).min(ceiling);
+    let page = match page {
+        Page::Before(n) => Page::Before(n.min(ceiling.saturating_add(1))),
+        after => after,
     };
-    let messages = records.iter().filter(|m| !hidden.contains(&m.seq)).map(WireMessage::from).collect();
+    // Messages the user deleted for themselves are skipped; keep reading until the page is full
+    // or the conversation ends, so `has_more` is only true when visible messages follow.
+    let mut out: Vec<WireMessage> = Vec::new();
+    let mut cursor = page;
+    let has_more = loop {
+        let want = limit - out.len() as i64;
+        let records = hub
+            .store
+            .page(conv.clone(), cursor, floor, want + 1)
+            .await
+            .map_err(|e| ChatError::Unavailable(e.to_string()))?;
+        let before_cut = records.len();
+        let records: Vec<_> = records.into_iter().filter(|m| m.seq <= ceiling).collect();
+        let more = records.len() as i64 > want && records.len() == before_cut;
+        let chunk: Vec<_> = match cursor {
+            Page::After(_) => records.into_iter().take(want as usize).collect(),
+            Page::Before(_) => records.into_iter().skip(usize::from(more)).collect(),
+        };
+        let (Some(lo), Some(hi)) = (chunk.first().map(|m| m.seq), chunk.last().map(|m| m.seq)) else {
+            break false;
+        };
+        let c = conv.clone();
+        let hidden = hub.db.read(move |db| conversations::hidden_between(db, user.0, c.as_str(), lo, hi)).await?;
+        let visible = chunk.iter().filter(|m| !hidden.contains(&m.seq)).map(WireMessage::from);
+        match cursor {
+            Page::After(_) => {
+                out.extend(visible);
+                cursor = Page::After(hi);
+            }
+            Page::Before(_) => {
+                let mut v: Vec<WireMessage> = visible.collect();
+                v.append(&mut out);
+                out = v;
+                cursor = Page::Before(lo);
+            }
+        }
+        if !more || out.len() as i64 >= limit {
+            break more;
+        }
+    };
+    let messages = out;
     Ok(History { conv, messages, has_more, max_seq })
 }
 
 /// Delete-for-me: hides one message for `user` and tells all their devices.
 pub async fn hide_message(hub: &Hub, user: UserId, conv: ConvId, seq: i64) -> Result<(), ChatError> {
+    let (floor, ceiling) = access(hub, user, &conv).await?;
     let exists = hub.store.get(conv.clone(), seq).await.map_err(|e| ChatError::Unavailable(e.to_string()))?;
-    if exists.is_none() {
+    if exists.is_none() || seq <= floor || seq > ceiling {
         return Err(ChatError::MessageNotFound);
     }
     let (c, now) = (conv.clone(), hub.clock.now_ms());

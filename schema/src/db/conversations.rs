@@ -47,6 +47,7 @@ pub fn ensure(conn: &mut AnyConnection, conv: &str, members: &[(i64, Option<i64>
                 pinned: false,
                 dnd: false,
                 created_at: now,
+                mention_seq: 0,
             })
             .execute(conn)?;
     }
@@ -109,12 +110,15 @@ pub fn list(conn: &mut AnyConnection, user: i64) -> Result<Vec<(ConversationStat
         .load(conn)?)
 }
 
-/// Raises a member's read mark to `seq` (never lowers it); returns the mark now in force.
-pub fn mark_read(conn: &mut AnyConnection, user: i64, conv: &str, seq: i64) -> Result<i64, DbError> {
-    diesel::update(st::table.find((user, conv)).filter(st::read_seq.lt(seq)))
-        .set(st::read_seq.eq(seq))
-        .execute(conn)?;
-    Ok(st::table.find((user, conv)).select(st::read_seq).first(conn).optional()?.unwrap_or(0))
+/// Raises a member's read mark to `seq` (never lowers it); returns the mark before and after.
+pub fn mark_read(conn: &mut AnyConnection, user: i64, conv: &str, seq: i64) -> Result<(i64, i64), DbError> {
+    let before: Option<i64> = st::table.find((user, conv)).select(st::read_seq).first(conn).optional()?;
+    let Some(before) = before else { return Ok((0, 0)) };
+    if before >= seq {
+        return Ok((before, before));
+    }
+    diesel::update(st::table.find((user, conv))).set(st::read_seq.eq(seq)).execute(conn)?;
+    Ok((before, seq))
 }
 
 /// Raises a member's delivered mark to `seq` (never lowers it).

@@ -7,6 +7,7 @@
 pub mod conversations;
 pub mod devices;
 pub mod friends;
+pub mod groups;
 pub mod messages;
 pub mod models;
 pub mod schema;

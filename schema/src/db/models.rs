@@ -148,4 +148,60 @@ pub struct ConversationState {
     pub pinned: bool,
     pub dnd: bool,
     pub created_at: i64,
+    pub mention_seq: i64,
+}
+
+/// A row of `groups`.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = super::schema::groups)]
+pub struct Group {
+    pub id: i64,
+    pub name: String,
+    pub announcement: Option<String>,
+    pub avatar_url: Option<String>,
+    pub owner_id: i64,
+    pub mute_all: bool,
+    pub invite_policy: String,
+    pub dissolved_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A group to insert.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = super::schema::groups)]
+pub struct NewGroup {
+    pub name: String,
+    pub owner_id: i64,
+    pub invite_policy: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A row of `group_members` (also kept after leaving, with `left_seq` set).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = super::schema::group_members)]
+pub struct GroupMember {
+    pub group_id: i64,
+    pub user_id: i64,
+    pub role: String,
+    pub nickname: Option<String>,
+    pub muted_until: Option<i64>,
+    pub joined_seq: i64,
+    pub joined_at: i64,
+    pub left_seq: Option<i64>,
+}
+
+/// A row of `group_invites`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = super::schema::group_invites)]
+pub struct GroupInvite {
+    pub token: String,
+    pub group_id: i64,
+    pub created_by: i64,
+    pub expires_at: Option<i64>,
+    pub max_uses: Option<i64>,
+    pub uses: i64,
+    pub revoked_at: Option<i64>,
+    pub created_at: i64,
 }

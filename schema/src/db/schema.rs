@@ -105,6 +105,48 @@ diesel::table! {
         pinned -> Bool,
         dnd -> Bool,
         created_at -> BigInt,
+        mention_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    groups (id) {
+        id -> BigInt,
+        name -> Text,
+        announcement -> Nullable<Text>,
+        avatar_url -> Nullable<Text>,
+        owner_id -> BigInt,
+        mute_all -> Bool,
+        invite_policy -> Text,
+        dissolved_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    group_members (group_id, user_id) {
+        group_id -> BigInt,
+        user_id -> BigInt,
+        role -> Text,
+        nickname -> Nullable<Text>,
+        muted_until -> Nullable<BigInt>,
+        joined_seq -> BigInt,
+        joined_at -> BigInt,
+        left_seq -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    group_invites (token) {
+        token -> Text,
+        group_id -> BigInt,
+        created_by -> BigInt,
+        expires_at -> Nullable<BigInt>,
+        max_uses -> Nullable<BigInt>,
+        uses -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+        created_at -> BigInt,
     }
 }
 
@@ -119,6 +161,7 @@ diesel::table! {
 
 diesel::joinable!(devices -> users (user_id));
 diesel::joinable!(conversation_states -> conversations (conv_id));
+diesel::joinable!(group_members -> groups (group_id));
 diesel::joinable!(friendships -> friend_categories (category_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -130,4 +173,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     conversations,
     conversation_states,
     message_hides,
+    groups,
+    group_members,
+    group_invites,
 );

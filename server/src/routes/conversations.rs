@@ -4,7 +4,7 @@
 use actix_web::{web, HttpResponse};
 use schema::db::{conversations as q, friends, users};
 use schema::message::Page;
-use schema::{ConvId, UserId};
+use schema::{ConvId, ConvKind, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -29,11 +29,18 @@ fn not_found() -> ApiError {
     ApiError::not_found("conversation_not_found", "no such conversation of yours")
 }
 
-/// The peer of a 1:1 conversation the caller belongs to; 404 otherwise (also for forged ids).
-fn peer_of(me: &Authed, conv: &str) -> ApiResult<(ConvId, UserId)> {
+/// A conversation id the caller may name: a 1:1 id including them, or a group id (whose
+/// membership the state rows and [`ws::access`] check); 404 otherwise (also for forged ids).
+fn peer_of(me: &Authed, conv: &str) -> ApiResult<(ConvId, Option<UserId>)> {
     let conv = ConvId(conv.to_owned());
-    let peer = conv.peer_of(me.id()).ok_or_else(not_found)?;
-    Ok((conv, peer))
+    match conv.kind() {
+        Some(ConvKind::Group(_)) => Ok((conv, None)),
+        Some(ConvKind::Direct(..)) => {
+            let peer = conv.peer_of(me.id()).ok_or_else(not_found)?;
+            Ok((conv, Some(peer)))
+        }
+        None => Err(not_found()),
+    }
 }
 
 /// The last message as the list shows it.
@@ -58,6 +65,18 @@ pub struct ConversationView {
     pub unread: i64,
     pub pinned: bool,
     pub dnd: bool,
+    /// A message since my read mark mentions me (groups).
+    pub mentioned: bool,
+    /// The group, for group conversations.
+    pub group: Option<GroupRef>,
+}
+
+/// A group as the conversation list names it.
+#[derive(Debug, Serialize)]
+pub struct GroupRef {
+    pub id: i64,
+    pub name: String,
+    pub dissolved: bool,
 }
 
 async fn entries(state: &AppState, me: UserId, only: Option<String>) -> ApiResult<Vec<ConversationView>> {
@@ -76,17 +95,23 @@ async fn entries(state: &AppState, me: UserId, only: Option<String>) -> ApiResul
             }
             let peers: Vec<i64> = rows.iter().filter_map(|(s, _)| s.peer_id).collect();
             let people = users::find_many(c, &peers)?;
-            Ok((rows, people))
+            let mut groups = Vec::new();
+            for (s, _) in &rows {
+                if let Some(ConvKind::Group(g)) = ConvId(s.conv_id.clone()).kind() {
+                    groups.extend(schema::db::groups::find(c, g.0)?);
+                }
+            }
+            Ok((rows, people, groups))
         })
         .await?;
-    let (rows, people) = rows;
+    let (rows, people, groups) = rows;
     Ok(rows
         .into_iter()
         .map(|(s, cv)| {
             let peer = s.peer_id.and_then(|p| people.iter().find(|u| u.id == p)).map(PublicUser::from);
             let read = s.read_seq.max(s.cleared_seq);
             ConversationView {
-                kind: if s.peer_id.is_some() { "direct" } else { "group" },
+                kind: if s.conv_id.starts_with("g:") { "group" } else { "direct" },
                 peer,
                 last_message: (cv.last_seq > s.cleared_seq).then(|| LastMessageView {
                     seq: cv.last_seq,
@@ -99,6 +124,15 @@ async fn entries(state: &AppState, me: UserId, only: Option<String>) -> ApiResul
                 unread: (cv.last_seq - read).max(0),
                 pinned: s.pinned,
                 dnd: s.dnd,
+                mentioned: s.mention_seq > read,
+                group: match ConvId(s.conv_id.clone()).kind() {
+                    Some(ConvKind::Group(g)) => groups.iter().find(|x| x.id == g.0).map(|x| GroupRef {
+                        id: x.id,
+                        name: x.name.clone(),
+                        dissolved: x.dissolved_at.is_some(),
+                    }),
+                    _ => None,
+                },
                 conv: s.conv_id,
             }
         })
@@ -166,7 +200,10 @@ async fn update(
         return Err(not_found());
     }
     if dnd.is_some() {
-        state.events.pair_changed(me.id(), peer).await;
+        match peer {
+            Some(peer) => state.events.pair_changed(me.id(), peer).await,
+            None => state.events.conversation_changed(conv.clone()).await,
+        }
     }
     let entry = entries(&state, me.id(), Some(conv.0)).await?.into_iter().next().ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(entry))
@@ -244,9 +281,12 @@ pub fn chat_error(e: actors::conversation::ChatError) -> ApiError {
     use actix_web::http::StatusCode;
     use actors::conversation::ChatError as E;
     let status = match &e {
-        E::NotFriends | E::NotYourMessage => StatusCode::FORBIDDEN,
-        E::UnknownConversation | E::MessageNotFound => StatusCode::NOT_FOUND,
-        E::RecallWindowPassed | E::AlreadyRecalled => StatusCode::CONFLICT,
+        E::NotFriends | E::NotYourMessage | E::NotAllowed | E::Muted | E::MentionAllForbidden => StatusCode::FORBIDDEN,
+        E::UnknownConversation | E::MessageNotFound | E::NotMember => StatusCode::NOT_FOUND,
+        E::RecallWindowPassed | E::AlreadyRecalled | E::GroupDissolved | E::OwnerCannotLeave | E::GroupFull => {
+            StatusCode::CONFLICT
+        }
+        E::InvalidMentions | E::InviteesNotFriends => StatusCode::UNPROCESSABLE_ENTITY,
         E::Unavailable(cause) => return ApiError::unavailable(cause),
     };
     ApiError::new(status, e.code(), e.to_string())

@@ -3,11 +3,13 @@
 //! - [`health`]: `/healthz`, `/readyz`.
 //! - [`accounts`]: `/api/v1/auth/*`, `/api/v1/users/*`, `/api/v1/user/search`.
 //! - [`friends`]: `/api/v1/friend/*`, `/api/v1/friends/*`.
+//! - [`groups`]: `/api/v1/groups/*` (group messages are sent over `/ws` too).
 //! - [`conversations`]: `/api/v1/conversations/*` (messages are sent over `/ws`).
 
 pub mod accounts;
 pub mod conversations;
 pub mod friends;
+pub mod groups;
 pub mod health;
 
 use actix_web::{error::JsonPayloadError, web, HttpRequest};
@@ -101,6 +103,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::scope("/api/v1")
                 .configure(accounts::configure)
                 .configure(friends::configure)
-                .configure(conversations::configure),
+                .configure(conversations::configure)
+                .configure(groups::configure),
         );
 }

@@ -57,7 +57,7 @@ pub struct TestApp {
     pub clock: Clock,
     pub state: actix_web::web::Data<server::state::AppState>,
     pub settings: Settings,
-    client: awc::Client,
+    http: Http,
     handle: actix_web::dev::ServerHandle,
     _db: ScratchDb,
     _mongo: Option<ScratchMongo>,
@@ -149,8 +149,8 @@ impl TestApp {
         let handle = running.handle.clone();
         let state = running.state.clone();
         actix_rt::spawn(running.wait());
-        let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
-        Ok(TestApp { base, clock, state, settings, client, handle, _db: db, _mongo: None })
+        let http = Http::new(&base);
+        Ok(TestApp { base, clock, state, settings, http, handle, _db: db, _mongo: None })
     }
 
     /// Stops this server and starts a new one (new actors, empty memory) on the same databases
@@ -162,6 +162,20 @@ impl TestApp {
         let mut app = Self::start(self.settings.clone(), self.clock.clone(), db).await?;
         app._mongo = mongo;
         Ok(app)
+    }
+}
+
+/// An HTTP client bound to one server's base URL, with shorthands for the API.
+#[derive(Clone)]
+pub struct Http {
+    pub base: String,
+    client: awc::Client,
+}
+
+impl Http {
+    /// A client for the server at `base` (`http://host:port`).
+    pub fn new(base: &str) -> Self {
+        Http { base: base.to_owned(), client: awc::Client::builder().timeout(Duration::from_secs(30)).finish() }
     }
 
     /// Sends a request; returns the status and the JSON body (`Null` when empty).
@@ -203,6 +217,18 @@ impl TestApp {
         let bytes = resp.body().limit(16 * 1024 * 1024).await?;
         let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes)? };
         Ok((resp.status(), value))
+    }
+
+    /// GET returning raw bytes (images).
+    pub async fn raw_get(&self, path: &str, token: &str) -> TestResult<(StatusCode, Vec<u8>)> {
+        let mut resp = self
+            .client
+            .get(format!("{}{}", self.base, path))
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .send()
+            .await?;
+        let bytes = resp.body().limit(16 * 1024 * 1024).await?;
+        Ok((resp.status(), bytes.to_vec()))
     }
 
     pub async fn get(&self, path: &str, token: &str) -> TestResult<(StatusCode, Value)> {
@@ -255,6 +281,14 @@ impl TestApp {
         let (s, r) = self.put(&format!("/api/v1/friend/request/{id}"), &b.token, json!({"action": "accept"})).await?;
         assert_eq!(s, StatusCode::OK, "{r}");
         Ok(())
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Http;
+
+    fn deref(&self) -> &Http {
+        &self.http
     }
 }
 

@@ -4,6 +4,8 @@
 
 mod accounts;
 mod chat;
+mod chat_limits;
 mod friends;
+mod groups;
 mod helpers;
 mod ws_client;

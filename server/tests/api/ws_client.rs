@@ -9,7 +9,7 @@ use awc::BoxedSocket;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 
-use crate::helpers::{TestApp, TestResult, User};
+use crate::helpers::{Http, TestResult, User};
 
 /// How long a test waits for an expected frame.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -25,7 +25,7 @@ pub struct WsClient {
 
 impl WsClient {
     /// Connects `user`'s device with a bearer header and reads `hello`.
-    pub async fn connect(app: &TestApp, user: &User) -> TestResult<Self> {
+    pub async fn connect(app: &Http, user: &User) -> TestResult<Self> {
         let url = format!("{}/ws", app.base.replace("http://", "ws://"));
         let (_, conn) = awc::Client::new()
             .ws(url)
@@ -58,8 +58,10 @@ impl WsClient {
         if let Some(v) = self.backlog.pop_front() {
             return Ok(Some(v));
         }
+        let deadline = std::time::Instant::now() + wait;
         loop {
-            let item = match actix_rt::time::timeout(wait, self.conn.next()).await {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let item = match actix_rt::time::timeout(left, self.conn.next()).await {
                 Err(_) => return Ok(None),
                 Ok(None) => return Ok(None),
                 Ok(Some(item)) => item?,

@@ -1,0 +1,647 @@
+//! `GroupActor`: one actor per active group on this node. It caches the members, their roles and
+//! mute state, decides who may post and who may change what, assigns the group conversation's
+//! seqs through the shared [`Sequencer`], and fans out each message to every member's online
+//! devices: frames are encoded once per variant (silent / mentioned), not once per recipient,
+//! and go into bounded session mailboxes so a slow member cannot delay the others.
+//!
+//! Membership and settings changes go through the actor too (it is the one writer of a group's
+//! state on a node) and are announced by system messages in the group's sequence, so members
+//! who were offline see them on `sync`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use actix::prelude::*;
+use schema::db::groups::{self as q, role, GroupUpdate};
+use schema::db::models::Group;
+use schema::db::{conversations, friends, DbError};
+use schema::message::{MessageKind, MessageRecord, Page};
+use schema::protocol::{ServerFrame, WireMessage};
+use schema::{ConvId, DeviceId, GroupId, UserId};
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use crate::conversation::{
+    Ack, ChatError, ConversationDeps, ConversationRegistry, ConversationStopped, MarkDelivered, MarkRead, PostMessage,
+    RecallMessage, Refresh, Typing, IDLE_CHECK,
+};
+use crate::registry::{DeliverToUser, DeliverToUsers};
+use crate::sequencer::{persist, replay, Sequenced, Sequencer, DEDUP_PRELOAD};
+use crate::writer::MessageWriter;
+
+static SYSTEM_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// A member as the actor caches it.
+#[derive(Debug, Clone)]
+struct Member {
+    role: String,
+    muted_until: Option<i64>,
+}
+
+impl Member {
+    fn is_admin(&self) -> bool {
+        self.role == role::OWNER || self.role == role::ADMIN
+    }
+}
+
+/// A change to a group, requested over HTTP by `by`.
+#[derive(Debug, Clone)]
+pub enum GroupOp {
+    /// Name, announcement, avatar, mute-all, invite policy (owner and admins).
+    Update(GroupUpdate),
+    /// Dissolve (owner).
+    Dissolve,
+    /// Add friends of `by` (members, or admins only under policy `admins`).
+    Invite(Vec<UserId>),
+    /// `by` joins through a valid invite link (checked by the caller).
+    JoinByInvite,
+    /// Remove a member (owner: anyone; admins: plain members).
+    Remove(UserId),
+    /// `by` leaves (not the owner).
+    Leave,
+    /// Hand ownership to a member (owner).
+    Transfer(UserId),
+    /// Make a member admin or plain member again (owner).
+    SetAdmin(UserId, bool),
+    /// Mute a member until the time given, or unmute with `None` (owner; admins for plain members).
+    Mute(UserId, Option<i64>),
+}
+
+/// Run a [`GroupOp`].
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), ChatError>")]
+pub struct GroupCommand {
+    pub by: UserId,
+    pub op: GroupOp,
+}
+
+/// One active group.
+pub struct GroupActor {
+    group: GroupId,
+    conv: ConvId,
+    deps: ConversationDeps,
+    registry: Addr<ConversationRegistry>,
+    instance: u64,
+    seq: Sequencer,
+    info: Option<Group>,
+    members: HashMap<UserId, Member>,
+    /// Members who set do-not-disturb on the group conversation.
+    quiet: HashSet<UserId>,
+    last_active: Instant,
+}
+
+type Loaded = (Option<Group>, Vec<schema::db::models::GroupMember>, HashSet<UserId>, i64, Vec<MessageRecord>);
+
+impl GroupActor {
+    /// A group actor (state loaded when it starts).
+    pub(crate) fn new(
+        group: GroupId,
+        deps: ConversationDeps,
+        registry: Addr<ConversationRegistry>,
+        instance: u64,
+    ) -> Self {
+        let conv = ConvId::group(group);
+        GroupActor {
+            group,
+            seq: Sequencer::new(conv.clone()),
+            conv,
+            deps,
+            registry,
+            instance,
+            info: None,
+            members: HashMap::new(),
+            quiet: HashSet::new(),
+            last_active: Instant::now(),
+        }
+    }
+
+    fn member(&self, u: UserId) -> Result<&Member, ChatError> {
+        if self.info.is_none() {
+            return Err(ChatError::UnknownConversation);
+        }
+        self.members.get(&u).ok_or(ChatError::UnknownConversation)
+    }
+
+    fn live(&self) -> Result<&Group, ChatError> {
+        let g = self.info.as_ref().ok_or(ChatError::UnknownConversation)?;
+        if g.dissolved_at.is_some() {
+            return Err(ChatError::GroupDissolved);
+        }
+        Ok(g)
+    }
+
+    fn to_users(&self, users: Vec<UserId>, frame: &ServerFrame) {
+        if users.is_empty() {
+            return;
+        }
+        let msg = DeliverToUsers { users, frame: frame.encode().into() };
+        if self.deps.sessions.try_send(msg).is_err() {
+            log::warn!("session registry overloaded; a group frame was dropped (clients catch up with sync)");
+        }
+    }
+
+    /// Queues a system message (part of the group's sequence) caused by `by`; the receiver
+    /// resolves once it is durable and delivered.
+    fn system(&mut self, by: UserId, body: serde_json::Value, ctx: &mut Context<Self>) -> oneshot::Receiver<()> {
+        let (done, wait) = oneshot::channel();
+        let client_id = format!("sys-{}-{}", self.deps.clock.now_ms(), SYSTEM_IDS.fetch_add(1, Ordering::Relaxed));
+        let seq = self.seq.assign(by, &client_id);
+        let rec = MessageRecord {
+            conv: self.conv.clone(),
+            seq,
+            sender: by,
+            client_id,
+            kind: MessageKind::System,
+            body: Some(body.to_string()),
+            mentions: Vec::new(),
+            mention_all: false,
+            ts: self.deps.clock.now_ms(),
+            recalled_at: None,
+        };
+        ctx.spawn(persist(self, rec, None).map(move |res, act, _| {
+            if let Err(e) = res {
+                log::warn!("group {}: system message not stored: {e}", act.group);
+            }
+            let _ = done.send(());
+        }));
+        wait
+    }
+
+    /// Checks a change and returns the DB work it needs and the system message it announces.
+    fn plan(&self, by: UserId, op: &GroupOp, now: i64) -> Result<Plan, ChatError> {
+        let g = self.live()?;
+        let me = self.member(by).cloned();
+        let admin = me.as_ref().is_ok_and(Member::is_admin);
+        let owner = me.as_ref().is_ok_and(|m| m.role == role::OWNER);
+        let target = |u: &UserId| self.members.get(u).cloned().ok_or(ChatError::NotMember);
+        Ok(match op {
+            GroupOp::Update(u) => {
+                me?;
+                if !admin {
+                    return Err(ChatError::NotAllowed);
+                }
+                let mut events = Vec::new();
+                if let Some(n) = &u.name {
+                    if n != &g.name {
+                        events.push(json!({"event": "renamed", "by": by, "name": n}));
+                    }
+                }
+                if let Some(a) = &u.announcement {
+                    if a != &g.announcement {
+                        events.push(json!({"event": "announcement", "by": by, "announcement": a}));
+                    }
+                }
+                if let Some(m) = u.mute_all {
+                    if m != g.mute_all {
+                        events.push(json!({"event": if m { "muted_all" } else { "unmuted_all" }, "by": by}));
+                    }
+                }
+                if u.invite_policy.as_ref().is_some_and(|p| p != &g.invite_policy) {
+                    events.push(json!({"event": "invite_policy", "by": by, "invite_policy": u.invite_policy}));
+                }
+                Plan { events, ..Plan::default() }
+            }
+            GroupOp::Dissolve => {
+                me?;
+                if !owner {
+                    return Err(ChatError::NotAllowed);
+                }
+                Plan { events: vec![json!({"event": "dissolved", "by": by})], ..Plan::default() }
+            }
+            GroupOp::Invite(ids) => {
+                me?;
+                if g.invite_policy == "admins" && !admin {
+                    return Err(ChatError::NotAllowed);
+                }
+                let new: Vec<UserId> = ids.iter().copied().filter(|u| !self.members.contains_key(u)).collect();
+                if self.members.len() + new.len() > self.deps.settings.max_group_members {
+                    return Err(ChatError::GroupFull);
+                }
+                Plan {
+                    add: new.clone(),
+                    must_be_friends_of: Some(by),
+                    events: if new.is_empty() {
+                        vec![]
+                    } else {
+                        vec![json!({"event": "joined", "by": by, "users": new})]
+                    },
+                    ..Plan::default()
+                }
+            }
+            GroupOp::JoinByInvite => {
+                if self.members.contains_key(&by) {
+                    return Ok(Plan::default());
+                }
+                if self.members.len() >= self.deps.settings.max_group_members {
+                    return Err(ChatError::GroupFull);
+                }
+                Plan {
+                    add: vec![by],
+                    events: vec![json!({"event": "joined", "by": by, "users": [by], "via": "invite"})],
+                    ..Plan::default()
+                }
+            }
+            GroupOp::Remove(u) => {
+                me?;
+                let t = target(u)?;
+                if *u == by || t.role == role::OWNER || !(owner || (admin && t.role == role::MEMBER)) {
+                    return Err(ChatError::NotAllowed);
+                }
+                Plan {
+                    remove: Some(*u),
+                    events: vec![json!({"event": "removed", "by": by, "user": u})],
+                    ..Plan::default()
+                }
+            }
+            GroupOp::Leave => {
+                me?;
+                if owner {
+                    return Err(ChatError::OwnerCannotLeave);
+                }
+                Plan { remove: Some(by), events: vec![json!({"event": "left", "user": by})], ..Plan::default() }
+            }
+            GroupOp::Transfer(u) => {
+                me?;
+                target(u)?;
+                if !owner || *u == by {
+                    return Err(ChatError::NotAllowed);
+                }
+                Plan { events: vec![json!({"event": "owner_changed", "by": by, "user": u})], ..Plan::default() }
+            }
+            GroupOp::SetAdmin(u, on) => {
+                me?;
+                let t = target(u)?;
+                if !owner || t.role == role::OWNER {
+                    return Err(ChatError::NotAllowed);
+                }
+                let event = if *on { "admin_added" } else { "admin_removed" };
+                Plan { events: vec![json!({"event": event, "by": by, "user": u})], ..Plan::default() }
+            }
+            GroupOp::Mute(u, until) => {
+                me?;
+                let t = target(u)?;
+                if *u == by || t.role == role::OWNER || !(owner || (admin && t.role == role::MEMBER)) {
+                    return Err(ChatError::NotAllowed);
+                }
+                let event = match until {
+                    Some(t) if *t > now => json!({"event": "muted", "by": by, "user": u, "until": t}),
+                    _ => json!({"event": "unmuted", "by": by, "user": u}),
+                };
+                Plan { events: vec![event], ..Plan::default() }
+            }
+        })
+    }
+}
+
+/// What a group change does.
+#[derive(Debug, Default)]
+struct Plan {
+    add: Vec<UserId>,
+    remove: Option<UserId>,
+    must_be_friends_of: Option<UserId>,
+    events: Vec<serde_json::Value>,
+}
+
+impl Sequenced for GroupActor {
+    fn sequencer(&mut self) -> &mut Sequencer {
+        &mut self.seq
+    }
+
+    fn writer(&self) -> Addr<MessageWriter> {
+        self.deps.writer.clone()
+    }
+
+    fn deliver(&mut self, rec: &MessageRecord, origin: Option<DeviceId>) {
+        let wire = WireMessage::from(rec);
+        let mentioned: HashSet<UserId> = if rec.mention_all {
+            self.members.keys().copied().collect()
+        } else {
+            rec.mentions.iter().copied().collect()
+        };
+        // One encoding per variant, shared by every recipient of that variant.
+        let mut variants: HashMap<(bool, bool), Vec<UserId>> = HashMap::new();
+        for u in self.members.keys().copied().filter(|u| *u != rec.sender) {
+            let silent = self.quiet.contains(&u) && !mentioned.contains(&u);
+            variants.entry((silent, mentioned.contains(&u))).or_default().push(u);
+        }
+        for ((silent, m), users) in variants {
+            self.to_users(users, &ServerFrame::Msg { msg: wire.clone(), silent, mentioned: m });
+        }
+        // The sender's other devices (or all of them for system messages).
+        let own = ServerFrame::Msg { msg: wire, silent: true, mentioned: false };
+        let frame = DeliverToUser { user: rec.sender, frame: own.encode().into(), except: origin };
+        if self.members.contains_key(&rec.sender) && self.deps.sessions.try_send(frame).is_err() {
+            log::warn!("session registry overloaded; a group frame was dropped");
+        }
+        if !mentioned.is_empty() && rec.kind == MessageKind::Text {
+            let (db, conv, seq) = (self.deps.db.clone(), self.conv.clone(), rec.seq);
+            let users: Vec<i64> = mentioned.iter().filter(|u| **u != rec.sender).map(|u| u.0).collect();
+            actix::spawn(async move {
+                if let Err(e) = db.write(move |c| q::mark_mentioned(c, conv.as_str(), &users, seq)).await {
+                    log::warn!("mention marks not stored: {e}");
+                }
+            });
+        }
+    }
+}
+
+impl Actor for GroupActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let deps = self.deps.clone();
+        let (group, conv) = (self.group, self.conv.clone());
+        let load = async move {
+            let c = conv.clone();
+            let (info, members, quiet) = deps
+                .db
+                .read(move |db| {
+                    let info = q::find(db, group.0)?;
+                    let members = q::active_members(db, group.0)?;
+                    let quiet = conversations::states(db, c.as_str())?
+                        .into_iter()
+                        .filter(|s| s.dnd)
+                        .map(|s| UserId(s.user_id))
+                        .collect::<HashSet<_>>();
+                    Ok((info, members, quiet))
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            let max = deps.store.max_seq(conv.clone()).await.map_err(|e| e.to_string())?;
+            let recent =
+                deps.store.page(conv, Page::Before(max + 1), 0, DEDUP_PRELOAD).await.map_err(|e| e.to_string())?;
+            Ok::<Loaded, String>((info, members, quiet, max, recent))
+        };
+        ctx.wait(load.into_actor(self).map(|res, act, ctx| match res {
+            Ok((info, members, quiet, max, recent)) => {
+                act.info = info;
+                act.members = members
+                    .into_iter()
+                    .map(|m| (UserId(m.user_id), Member { role: m.role, muted_until: m.muted_until }))
+                    .collect();
+                act.quiet = quiet;
+                act.seq.seed(max, recent);
+            }
+            Err(e) => {
+                log::error!("group {} failed to start: {e}", act.group);
+                ctx.stop();
+            }
+        }));
+        let idle = self.deps.settings.conversation_idle;
+        ctx.run_interval(IDLE_CHECK.min(idle), move |act, ctx| {
+            if !act.seq.busy() && act.last_active.elapsed() >= idle {
+                ctx.stop();
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.registry.do_send(ConversationStopped { conv: self.conv.clone(), instance: self.instance });
+    }
+}
+
+impl Handler<PostMessage> for GroupActor {
+    type Result = ResponseActFuture<Self, Result<Ack, ChatError>>;
+
+    fn handle(&mut self, msg: PostMessage, _: &mut Context<Self>) -> Self::Result {
+        self.last_active = Instant::now();
+        let now = self.deps.clock.now_ms();
+        let check = (|| {
+            let me = self.member(msg.sender)?.clone();
+            if let Some(answer) = replay(self, msg.sender, &msg.client_id) {
+                return Ok(Some(answer));
+            }
+            let g = self.live()?;
+            if !me.is_admin() && (g.mute_all || me.muted_until.is_some_and(|t| t > now)) {
+                return Err(ChatError::Muted);
+            }
+            if msg.mention_all && !me.is_admin() {
+                return Err(ChatError::MentionAllForbidden);
+            }
+            if msg.mentions.iter().any(|u| !self.members.contains_key(u)) {
+                return Err(ChatError::InvalidMentions);
+            }
+            Ok(None)
+        })();
+        match check {
+            Ok(Some(answer)) => return answer,
+            Ok(None) => {}
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        }
+        let seq = self.seq.assign(msg.sender, &msg.client_id);
+        let mut mentions = msg.mentions;
+        mentions.sort();
+        mentions.dedup();
+        let rec = MessageRecord {
+            conv: self.conv.clone(),
+            seq,
+            sender: msg.sender,
+            client_id: msg.client_id,
+            kind: MessageKind::Text,
+            body: Some(msg.body),
+            mentions,
+            mention_all: msg.mention_all,
+            ts: now,
+            recalled_at: None,
+        };
+        persist(self, rec, Some(msg.device))
+    }
+}
+
+impl Handler<MarkDelivered> for GroupActor {
+    type Result = ();
+
+    /// Per-message delivery receipts are a 1:1 feature; groups keep read marks only.
+    fn handle(&mut self, _: MarkDelivered, _: &mut Context<Self>) {
+        self.last_active = Instant::now();
+    }
+}
+
+impl Handler<MarkRead> for GroupActor {
+    type Result = ResponseActFuture<Self, Result<(), ChatError>>;
+
+    fn handle(&mut self, msg: MarkRead, _: &mut Context<Self>) -> Self::Result {
+        self.last_active = Instant::now();
+        if let Err(e) = self.member(msg.user) {
+            return Box::pin(fut::ready(Err(e)));
+        }
+        let max = self.seq.max_seq();
+        let seq = msg.seq.min(max);
+        if seq < 1 {
+            return Box::pin(fut::ready(Ok(())));
+        }
+        let (db, conv, user) = (self.deps.db.clone(), self.conv.clone(), msg.user);
+        let write = async move { db.write(move |c| conversations::mark_read(c, user.0, conv.as_str(), seq)).await };
+        Box::pin(write.into_actor(self).map(move |res, act, _| {
+            let (before, read) = res?;
+            if read > before {
+                let mark = ServerFrame::ReadMark { conv: act.conv.clone(), seq: read, unread: (max - read).max(0) };
+                let frame = DeliverToUser { user, frame: mark.encode().into(), except: Some(msg.device) };
+                let _ = act.deps.sessions.try_send(frame);
+            }
+            Ok(())
+        }))
+    }
+}
+
+impl Handler<RecallMessage> for GroupActor {
+    type Result = ResponseActFuture<Self, Result<(), ChatError>>;
+
+    fn handle(&mut self, msg: RecallMessage, _: &mut Context<Self>) -> Self::Result {
+        self.last_active = Instant::now();
+        if let Err(e) = self.member(msg.user) {
+            return Box::pin(fut::ready(Err(e)));
+        }
+        let deps = self.deps.clone();
+        let conv = self.conv.clone();
+        let window = deps.settings.recall_window.as_millis() as i64;
+        let work = async move { crate::conversation::recall(&deps, conv, msg.user, msg.seq, window).await };
+        Box::pin(work.into_actor(self).map(move |res, act, _| {
+            res?;
+            let frame = ServerFrame::Recalled { conv: act.conv.clone(), seq: msg.seq };
+            act.to_users(act.members.keys().copied().collect(), &frame);
+            Ok(())
+        }))
+    }
+}
+
+impl Handler<Typing> for GroupActor {
+    type Result = Result<(), ChatError>;
+
+    fn handle(&mut self, msg: Typing, _: &mut Context<Self>) -> Result<(), ChatError> {
+        self.member(msg.user)?;
+        self.live()?;
+        let others = self.members.keys().copied().filter(|u| *u != msg.user).collect();
+        self.to_users(others, &ServerFrame::Typing { conv: self.conv.clone(), from: msg.user });
+        Ok(())
+    }
+}
+
+impl Handler<Refresh> for GroupActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    /// Re-reads the members' do-not-disturb settings.
+    fn handle(&mut self, _: Refresh, _: &mut Context<Self>) -> Self::Result {
+        let (db, conv) = (self.deps.db.clone(), self.conv.clone());
+        let load = async move { db.read(move |c| conversations::states(c, conv.as_str())).await };
+        Box::pin(load.into_actor(self).map(|res, act, _| match res {
+            Ok(states) => act.quiet = states.into_iter().filter(|s| s.dnd).map(|s| UserId(s.user_id)).collect(),
+            Err(e) => log::warn!("group {}: settings not refreshed: {e}", act.group),
+        }))
+    }
+}
+
+impl Handler<GroupCommand> for GroupActor {
+    type Result = ResponseActFuture<Self, Result<(), ChatError>>;
+
+    fn handle(&mut self, cmd: GroupCommand, _: &mut Context<Self>) -> Self::Result {
+        self.last_active = Instant::now();
+        let now = self.deps.clock.now_ms();
+        let plan = match self.plan(cmd.by, &cmd.op, now) {
+            Ok(p) => p,
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
+        // The leave point of a removed member is the seq of the message announcing it.
+        let next = self.seq.max_seq() + 1;
+        let (db, group, op, by) = (self.deps.db.clone(), self.group, cmd.op.clone(), cmd.by);
+        let add = plan.add.clone();
+        let remove = plan.remove;
+        let friends_of = plan.must_be_friends_of;
+        let write = async move {
+            db.write(move |c| {
+                if let Some(inviter) = friends_of {
+                    let mine = friends::friend_ids(c, inviter.0)?;
+                    if add.iter().any(|u| !mine.contains(&u.0)) {
+                        return Ok(Err(ChatError::InviteesNotFriends));
+                    }
+                }
+                match &op {
+                    GroupOp::Update(u) => q::update(c, group.0, u, now)?,
+                    GroupOp::Dissolve => q::dissolve(c, group.0, now)?,
+                    GroupOp::Transfer(to) => q::transfer(c, group.0, by.0, to.0)?,
+                    GroupOp::SetAdmin(u, on) => {
+                        q::set_role(c, group.0, u.0, if *on { role::ADMIN } else { role::MEMBER })?
+                    }
+                    GroupOp::Mute(u, until) => q::set_mute(c, group.0, u.0, until.filter(|t| *t > now))?,
+                    _ => {}
+                }
+                let ids: Vec<i64> = add.iter().map(|u| u.0).collect();
+                q::add_members(c, group.0, &ids, role::MEMBER, next - 1, now)?;
+                if let Some(r) = remove {
+                    q::remove_member(c, group.0, r.0, next)?;
+                }
+                Ok(Ok(q::find(c, group.0)?))
+            })
+            .await
+        };
+        Box::pin(write.into_actor(self).then(
+            move |res: Result<Result<Option<Group>, ChatError>, DbError>, act, ctx| {
+                let info = match res {
+                    Ok(Ok(info)) => info,
+                    Ok(Err(e)) => return Box::pin(fut::ready(Err(e))) as ResponseActFuture<Self, _>,
+                    Err(e) => return Box::pin(fut::ready(Err(e.into()))),
+                };
+                act.info = info;
+                for u in &plan.add {
+                    act.members.insert(*u, Member { role: role::MEMBER.into(), muted_until: None });
+                }
+                match &cmd.op {
+                    GroupOp::Transfer(to) => {
+                        if let Some(m) = act.members.get_mut(to) {
+                            m.role = role::OWNER.into();
+                        }
+                        if let Some(m) = act.members.get_mut(&cmd.by) {
+                            m.role = role::ADMIN.into();
+                        }
+                    }
+                    GroupOp::SetAdmin(u, on) => {
+                        if let Some(m) = act.members.get_mut(u) {
+                            m.role = if *on { role::ADMIN } else { role::MEMBER }.into();
+                        }
+                    }
+                    GroupOp::Mute(u, until) => {
+                        if let Some(m) = act.members.get_mut(u) {
+                            m.muted_until = until.filter(|t| *t > now);
+                        }
+                    }
+                    _ => {}
+                }
+                let written: Vec<oneshot::Receiver<()>> =
+                    plan.events.into_iter().map(|ev| act.system(cmd.by, ev, ctx)).collect();
+                // Removed members stop receiving at once (the announcement above still reaches them).
+                if let Some(r) = plan.remove {
+                    act.members.remove(&r);
+                }
+                if matches!(cmd.op, GroupOp::Remove(_)) {
+                    if let Some(r) = plan.remove {
+                        let ev =
+                            ServerFrame::Event { event: "group_removed".into(), data: json!({"group_id": act.group}) };
+                        act.to_users(vec![r], &ev);
+                    }
+                }
+                // Answer once the announcements are durable, so a `sync` right after sees them.
+                Box::pin(
+                    async move {
+                        for w in written {
+                            let _ = w.await;
+                        }
+                        Ok(())
+                    }
+                    .into_actor(act),
+                )
+            },
+        ))
+    }
+}
+
+/// The leave ceiling and join floor of a user in a group conversation, from the database:
+/// `None` when the user never belonged to the group.
+pub async fn access(
+    deps_db: &crate::db::Db,
+    group: GroupId,
+    user: UserId,
+) -> Result<Option<(i64, Option<i64>)>, DbError> {
+    let m = deps_db.read(move |c| q::member(c, group.0, user.0)).await?;
+    Ok(m.map(|m| (m.joined_seq, m.left_seq)))
+}

@@ -1,0 +1,630 @@
+//! Groups over HTTP: create, list, settings, members, roles, mutes, invite links with QR codes,
+//! readers of a message. Changes to a group go through its `GroupActor` (permissions, system
+//! messages, fan-out); reads come from the database.
+
+use actix_web::{web, HttpResponse};
+use actors::conversation::{ChatError, GetGroup};
+use actors::group::{GroupCommand, GroupOp};
+use schema::db::groups::{self as q, role, GroupUpdate};
+use schema::db::models::{Group, GroupInvite, GroupMember};
+use schema::db::{friends, users};
+use schema::message::MessageKind;
+use schema::{ConvId, GroupId, UserId};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::accounts::PublicUser;
+use super::conversations::chat_error;
+use super::{PageParams, Paged};
+use crate::auth::{self, Authed};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Group name length bounds (characters).
+pub const NAME_LEN: std::ops::RangeInclusive<usize> = 1..=64;
+/// Longest announcement (characters).
+pub const ANNOUNCEMENT_MAX: usize = 2000;
+/// Longest invite lifetime, seconds (30 days).
+pub const INVITE_MAX_SECS: i64 = 30 * 24 * 3600;
+/// Default invite lifetime, seconds (7 days).
+pub const INVITE_DEFAULT_SECS: i64 = 7 * 24 * 3600;
+
+/// Routes of this module under `/api/v1` (specific paths before `{id}`).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/groups", web::post().to(create))
+        .route("/groups", web::get().to(list))
+        .route("/groups/join", web::post().to(join))
+        .route("/groups/invites/{token}", web::get().to(preview_invite))
+        .route("/groups/invites/{token}/qr.svg", web::get().to(qr_svg))
+        .route("/groups/invites/{token}/qr.png", web::get().to(qr_png))
+        .route("/groups/{id}", web::get().to(details))
+        .route("/groups/{id}", web::patch().to(update))
+        .route("/groups/{id}", web::delete().to(dissolve))
+        .route("/groups/{id}/members", web::get().to(members))
+        .route("/groups/{id}/members", web::post().to(invite))
+        .route("/groups/{id}/members/{user_id}", web::delete().to(remove))
+        .route("/groups/{id}/members/{user_id}/mute", web::put().to(mute))
+        .route("/groups/{id}/members/{user_id}/mute", web::delete().to(unmute))
+        .route("/groups/{id}/leave", web::post().to(leave))
+        .route("/groups/{id}/transfer", web::post().to(transfer))
+        .route("/groups/{id}/admins/{user_id}", web::put().to(add_admin))
+        .route("/groups/{id}/admins/{user_id}", web::delete().to(remove_admin))
+        .route("/groups/{id}/invites", web::post().to(create_invite))
+        .route("/groups/{id}/invites", web::get().to(list_invites))
+        .route("/groups/{id}/invites/{token}", web::delete().to(revoke_invite))
+        .route("/groups/{id}/messages/{seq}/readers", web::get().to(readers));
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("group_not_found", "no such group of yours")
+}
+
+/// A group as its members see it.
+#[derive(Debug, Serialize)]
+pub struct GroupView {
+    pub id: i64,
+    pub conv: String,
+    pub name: String,
+    pub announcement: Option<String>,
+    pub avatar_url: Option<String>,
+    pub owner_id: i64,
+    pub mute_all: bool,
+    pub invite_policy: String,
+    pub dissolved: bool,
+    pub member_count: i64,
+    pub my_role: String,
+    pub created_at: i64,
+}
+
+impl GroupView {
+    fn new(g: &Group, me: &GroupMember, member_count: i64) -> Self {
+        GroupView {
+            id: g.id,
+            conv: q::conv_id(g.id),
+            name: g.name.clone(),
+            announcement: g.announcement.clone(),
+            avatar_url: g.avatar_url.clone(),
+            owner_id: g.owner_id,
+            mute_all: g.mute_all,
+            invite_policy: g.invite_policy.clone(),
+            dissolved: g.dissolved_at.is_some(),
+            member_count,
+            my_role: me.role.clone(),
+            created_at: g.created_at,
+        }
+    }
+}
+
+/// Loads a group and the caller's active membership; 404 `group_not_found` otherwise.
+async fn mine(state: &AppState, me: &Authed, id: i64) -> ApiResult<(Group, GroupMember, i64)> {
+    let uid = me.user.id;
+    state
+        .db
+        .read(move |c| {
+            let (Some(g), Some(m)) = (q::find(c, id)?, q::member(c, id, uid)?) else { return Ok(None) };
+            if m.left_seq.is_some() {
+                return Ok(None);
+            }
+            let n = q::count_active(c, id)?;
+            Ok(Some((g, m, n)))
+        })
+        .await?
+        .ok_or_else(not_found)
+}
+
+/// Runs a change through the group's actor.
+async fn command(state: &AppState, id: i64, by: UserId, op: GroupOp) -> ApiResult<()> {
+    let conv = ConvId::group(GroupId(id));
+    let unavailable = |e: actix::MailboxError| ApiError::unavailable(e);
+    let addr = state.hub.conversations.send(GetGroup { conv }).await.map_err(unavailable)?.map_err(chat_error)?;
+    addr.send(GroupCommand { by, op }).await.map_err(unavailable)?.map_err(|e| match e {
+        ChatError::UnknownConversation => not_found(),
+        other => chat_error(other),
+    })
+}
+
+fn check_name(n: &str) -> ApiResult<String> {
+    let n = n.trim();
+    if !NAME_LEN.contains(&n.chars().count()) || n.chars().any(char::is_control) {
+        return Err(ApiError::invalid("invalid_name", "name must be 1-64 characters"));
+    }
+    Ok(n.to_owned())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    #[serde(default)]
+    member_ids: Vec<i64>,
+}
+
+/// `POST /groups` `{name, member_ids}`: the creator is the owner; members must be their friends.
+async fn create(state: web::Data<AppState>, me: Authed, body: web::Json<CreateBody>) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let name = check_name(&body.name)?;
+    let mut ids = body.member_ids;
+    ids.sort();
+    ids.dedup();
+    ids.retain(|u| *u != me.user.id);
+    if ids.len() + 1 > state.settings.chat.max_group_members {
+        return Err(ApiError::conflict("group_full", "too many members for one group"));
+    }
+    let (uid, now) = (me.user.id, state.clock.now_ms());
+    let created = state
+        .db
+        .write(move |c| {
+            let mine = friends::friend_ids(c, uid)?;
+            let strangers: Vec<i64> = ids.iter().copied().filter(|u| !mine.contains(u)).collect();
+            if !strangers.is_empty() {
+                return Ok(Err(strangers));
+            }
+            let g = q::create(c, uid, &name, &ids, now)?;
+            let m = q::member(c, g.id, uid)?;
+            Ok(Ok((g, m, ids.len() as i64 + 1)))
+        })
+        .await?;
+    match created {
+        Ok((g, Some(m), n)) => Ok(HttpResponse::Created().json(GroupView::new(&g, &m, n))),
+        Ok((_, None, _)) => Err(ApiError::internal("group created without its owner")),
+        Err(strangers) => Err(ApiError::invalid("not_friends", format!("not your friends: {strangers:?}"))),
+    }
+}
+
+/// `GET /groups`: the groups I am a member of.
+async fn list(state: web::Data<AppState>, me: Authed) -> ApiResult<HttpResponse> {
+    let uid = me.user.id;
+    let rows = state
+        .db
+        .read(move |c| {
+            let mut out = Vec::new();
+            for (g, m) in q::of_user(c, uid)? {
+                let n = q::count_active(c, g.id)?;
+                out.push(GroupView::new(&g, &m, n));
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "items": rows })))
+}
+
+/// `GET /groups/{id}`.
+async fn details(state: web::Data<AppState>, me: Authed, path: web::Path<i64>) -> ApiResult<HttpResponse> {
+    let (g, m, n) = mine(&state, &me, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(GroupView::new(&g, &m, n)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "some_option")]
+    announcement: Option<Option<String>>,
+    #[serde(default, deserialize_with = "some_option")]
+    avatar_url: Option<Option<String>>,
+    mute_all: Option<bool>,
+    invite_policy: Option<String>,
+}
+
+fn some_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// `PATCH /groups/{id}`: name, announcement, avatar, mute-all, invite policy (owner, admins).
+async fn update(
+    state: web::Data<AppState>,
+    me: Authed,
+    path: web::Path<i64>,
+    body: web::Json<UpdateBody>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let id = path.into_inner();
+    let upd = GroupUpdate {
+        name: body.name.as_deref().map(check_name).transpose()?,
+        announcement: match body.announcement {
+            Some(Some(a)) if a.chars().count() > ANNOUNCEMENT_MAX => {
+                return Err(ApiError::invalid("invalid_announcement", "announcement must be at most 2000 characters"))
+            }
+            other => other,
+        },
+        avatar_url: match body.avatar_url {
+            Some(Some(a)) if a.len() > 1024 || !(a.starts_with("https://") || a.starts_with("http://")) => {
+                return Err(ApiError::invalid("invalid_avatar_url", "avatar_url must be an http(s) URL"))
+            }
+            other => other,
+        },
+        mute_all: body.mute_all,
+        invite_policy: match body.invite_policy.as_deref() {
+            None => None,
+            Some(p @ ("members" | "admins")) => Some(p.to_owned()),
+            Some(_) => {
+                return Err(ApiError::invalid("invalid_invite_policy", "invite_policy must be members or admins"))
+            }
+        },
+    };
+    mine(&state, &me, id).await?;
+    command(&state, id, me.id(), GroupOp::Update(upd)).await?;
+    let (g, m, n) = mine(&state, &me, id).await?;
+    Ok(HttpResponse::Ok().json(GroupView::new(&g, &m, n)))
+}
+
+/// `DELETE /groups/{id}`: dissolve (owner). History stays readable.
+async fn dissolve(state: web::Data<AppState>, me: Authed, path: web::Path<i64>) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    mine(&state, &me, id).await?;
+    command(&state, id, me.id(), GroupOp::Dissolve).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Serialize)]
+struct MemberView {
+    user: PublicUser,
+    role: String,
+    nickname: Option<String>,
+    muted_until: Option<i64>,
+    joined_at: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct MembersQuery {
+    page: Option<i64>,
+    size: Option<i64>,
+}
+
+/// `GET /groups/{id}/members?page=&size=`: owner, admins, then members.
+async fn members(
+    state: web::Data<AppState>,
+    me: Authed,
+    path: web::Path<i64>,
+    query: web::Query<MembersQuery>,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let (page, size) = PageParams { page: query.page, size: query.size }.resolve()?;
+    mine(&state, &me, id).await?;
+    let now = state.clock.now_ms();
+    let rows = state.db.read(move |c| q::page_members(c, id, (page - 1) * size, size + 1)).await?;
+    let items: Vec<MemberView> = rows
+        .iter()
+        .map(|(m, u)| MemberView {
+            user: u.into(),
+            role: m.role.clone(),
+            nickname: m.nickname.clone(),
+            muted_until: m.muted_until.filter(|t| *t > now),
+            joined_at: m.joined_at,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Paged::from_rows(items, page, size)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InviteBody {
+    user_ids: Vec<i64>,
+}
+
+/// `POST /groups/{id}/members` `{user_ids}`: invite friends.
+async fn invite(
+    state: web::Data<AppState>,
+    me: Authed,
+    path: web::Path<i64>,
+    body: web::Json<InviteBody>,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    mine(&state, &me, id).await?;
+    let ids = body.into_inner().user_ids.into_iter().map(UserId).collect();
+    command(&state, id, me.id(), GroupOp::Invite(ids)).await?;
+    let (g, m, n) = mine(&state, &me, id).await?;
+    Ok(HttpResponse::Ok().json(GroupView::new(&g, &m, n)))
+}
+
+/// `DELETE /groups/{id}/members/{user_id}`.
+async fn remove(state: web::Data<AppState>, me: Authed, path: web::Path<(i64, i64)>) -> ApiResult<HttpResponse> {
+    let (id, uid) = path.into_inner();
+    mine(&state, &me, id).await?;
+    command(&state, id, me.id(), GroupOp::Remove(UserId(uid))).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /groups/{id}/leave`.
+async fn leave(state: web::Data<AppState>, me: Authed, path: web::Path<i64>) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    mine(&state, &me, id).await?;
+    command(&state, id, me.id(), GroupOp::Leave).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferBody {
+    user_id: i64,
+}
+
+/// `POST /groups/{id}/transfer` `{user_id}` (owner).
+async fn transfer(
+    state: web::Data<AppState>,
+    me: Authed,
+    path: web::Path<i64>,
+    body: web::Json<TransferBody>,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    mine(&state, &me, id).await?;
+    command(&state, id, me.id(), GroupOp::Transfer(UserId(body.user_id))).await?;
+    let (g, m, n) = mine(&state, &me, id).await?;
+    Ok(HttpResponse::Ok().json(GroupView::new(&g, &m, n)))
+}
+
+/// `PUT /groups/{id}/admins/{user_id}` (owner).
+async fn add_admin(state: web::Data<AppState>, me: Authed, path: web::Path<(i64, i64)>) -> ApiResult<HttpResponse> {
+    let (id, uid) = path.into_inner();
+    mine(&state, &me, id).await?;
+    command(&state, id, me.id(), GroupOp::SetAdmin(UserId(uid), true)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `DELETE /groups/{id}/admins/{user_id}` (owner).
+async fn remove_admin(state: web::Data<AppState>, me: Authed, path: web::Path<(i64, i64)>) -> ApiResult<HttpResponse> {
+    let (id, uid) = path.into_inner();
+    mine(&state, &me, id).await?;
+    command(&state, id, me.id(), GroupOp::SetAdmin(UserId(uid), false)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MuteBody {
+    /// Until when, ms since the epoch.
+    until: i64,
+}
+
+/// `PUT /groups/{id}/members/{user_id}/mute` `{until}`.
+async fn mute(
+    state: web::Data<AppState>,
+    me: Authed,
+    path: web::Path<(i64, i64)>,
+    body: web::Json<MuteBody>,
+) -> ApiResult<HttpResponse> {
+    let (id, uid) = path.into_inner();
+    if body.until <= state.clock.now_ms() {
+        return Err(ApiError::invalid("invalid_until", "until must be in the future"));
+    }
+    mine(&state, &me, id).await?;
+    command(&state, id, me.id(), GroupOp::Mute(UserId(uid), Some(body.until))).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `DELETE /groups/{id}/members/{user_id}/mute`.
+async fn unmute(state: web::Data<AppState>, me: Authed, path: web::Path<(i64, i64)>) -> ApiResult<HttpResponse> {
+    let (id, uid) = path.into_inner();
+    mine(&state, &me, id).await?;
+    command(&state, id, me.id(), GroupOp::Mute(UserId(uid), None)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Serialize)]
+struct InviteView {
+    token: String,
+    url: String,
+    group_id: i64,
+    expires_at: Option<i64>,
+    max_uses: Option<i64>,
+    uses: i64,
+}
+
+fn invite_url(state: &AppState, token: &str) -> String {
+    format!("{}/api/v1/groups/invites/{token}", state.settings.server.public_url.trim_end_matches('/'))
+}
+
+impl InviteView {
+    fn new(state: &AppState, i: &GroupInvite) -> Self {
+        InviteView {
+            url: invite_url(state, &i.token),
+            token: i.token.clone(),
+            group_id: i.group_id,
+            expires_at: i.expires_at,
+            max_uses: i.max_uses,
+            uses: i.uses,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateInviteBody {
+    expires_in: Option<i64>,
+    max_uses: Option<i64>,
+}
+
+/// `POST /groups/{id}/invites` `{expires_in?, max_uses?}`: the invite policy decides who may.
+async fn create_invite(
+    state: web::Data<AppState>,
+    me: Authed,
+    path: web::Path<i64>,
+    body: web::Json<CreateInviteBody>,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let (g, m, _) = mine(&state, &me, id).await?;
+    if g.dissolved_at.is_some() {
+        return Err(chat_error(ChatError::GroupDissolved));
+    }
+    if g.invite_policy == "admins" && m.role == role::MEMBER {
+        return Err(chat_error(ChatError::NotAllowed));
+    }
+    let secs = body.expires_in.unwrap_or(INVITE_DEFAULT_SECS);
+    if !(1..=INVITE_MAX_SECS).contains(&secs) {
+        return Err(ApiError::invalid("invalid_expires_in", "expires_in must be 1 s to 30 days"));
+    }
+    if body.max_uses.is_some_and(|n| !(1..=100_000).contains(&n)) {
+        return Err(ApiError::invalid("invalid_max_uses", "max_uses must be 1-100000"));
+    }
+    let now = state.clock.now_ms();
+    let inv = GroupInvite {
+        token: auth::new_token(),
+        group_id: id,
+        created_by: me.user.id,
+        expires_at: Some(now + secs * 1000),
+        max_uses: body.max_uses,
+        uses: 0,
+        revoked_at: None,
+        created_at: now,
+    };
+    let stored = inv.clone();
+    state.db.write(move |c| q::create_invite(c, &stored)).await?;
+    Ok(HttpResponse::Created().json(InviteView::new(&state, &inv)))
+}
+
+/// `GET /groups/{id}/invites`: live links (owner and admins see all, members their own).
+async fn list_invites(state: web::Data<AppState>, me: Authed, path: web::Path<i64>) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let (_, m, _) = mine(&state, &me, id).await?;
+    let rows = state.db.read(move |c| q::list_invites(c, id)).await?;
+    let items: Vec<InviteView> = rows
+        .iter()
+        .filter(|i| m.role != role::MEMBER || i.created_by == me.user.id)
+        .map(|i| InviteView::new(&state, i))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+/// `DELETE /groups/{id}/invites/{token}`: revoke (its creator, the owner or an admin).
+async fn revoke_invite(
+    state: web::Data<AppState>,
+    me: Authed,
+    path: web::Path<(i64, String)>,
+) -> ApiResult<HttpResponse> {
+    let (id, token) = path.into_inner();
+    let (_, m, _) = mine(&state, &me, id).await?;
+    let t = token.clone();
+    let inv = state.db.read(move |c| q::find_invite(c, &t)).await?.filter(|i| i.group_id == id);
+    let Some(inv) = inv else { return Err(ApiError::not_found("invite_not_found", "no such invite link")) };
+    if m.role == role::MEMBER && inv.created_by != me.user.id {
+        return Err(chat_error(ChatError::NotAllowed));
+    }
+    let now = state.clock.now_ms();
+    if !state.db.write(move |c| q::revoke_invite(c, id, &token, now)).await? {
+        return Err(ApiError::conflict("invite_revoked", "the link was revoked already"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Why an invite cannot be used, or `None`.
+fn invite_problem(i: &GroupInvite, g: &Group, now: i64) -> Option<ApiError> {
+    let gone = |code, msg: &str| Some(ApiError::new(actix_web::http::StatusCode::GONE, code, msg));
+    if i.revoked_at.is_some() {
+        return gone("invite_revoked", "the link was revoked");
+    }
+    if i.expires_at.is_some_and(|e| e <= now) {
+        return gone("invite_expired", "the link has expired");
+    }
+    if i.max_uses.is_some_and(|m| i.uses >= m) {
+        return gone("invite_used_up", "the link has been used up");
+    }
+    if g.dissolved_at.is_some() {
+        return gone("group_dissolved", "the group was dissolved");
+    }
+    None
+}
+
+async fn load_invite(state: &AppState, token: String) -> ApiResult<(GroupInvite, Group, i64)> {
+    state
+        .db
+        .read(move |c| {
+            let Some(i) = q::find_invite(c, &token)? else { return Ok(None) };
+            let Some(g) = q::find(c, i.group_id)? else { return Ok(None) };
+            let n = q::count_active(c, g.id)?;
+            Ok(Some((i, g, n)))
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("invite_not_found", "no such invite link"))
+}
+
+/// `GET /groups/invites/{token}`: a preview (name, member count) for someone deciding to join.
+async fn preview_invite(state: web::Data<AppState>, _me: Authed, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let (i, g, n) = load_invite(&state, path.into_inner()).await?;
+    if let Some(p) = invite_problem(&i, &g, state.clock.now_ms()) {
+        return Err(p);
+    }
+    Ok(HttpResponse::Ok().json(json!({
+        "group_id": g.id, "name": g.name, "avatar_url": g.avatar_url, "member_count": n,
+        "expires_at": i.expires_at,
+    })))
+}
+
+fn qr(state: &AppState, token: &str) -> ApiResult<qrcode::QrCode> {
+    qrcode::QrCode::new(invite_url(state, token).as_bytes()).map_err(ApiError::internal)
+}
+
+/// `GET /groups/invites/{token}/qr.svg`: the link as a QR code (SVG).
+async fn qr_svg(state: web::Data<AppState>, _me: Authed, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let (i, _, _) = load_invite(&state, path.into_inner()).await?;
+    let svg = qr(&state, &i.token)?.render::<qrcode::render::svg::Color>().min_dimensions(256, 256).build();
+    Ok(HttpResponse::Ok().content_type("image/svg+xml").body(svg))
+}
+
+/// `GET /groups/invites/{token}/qr.png`: the link as a QR code (PNG).
+async fn qr_png(state: web::Data<AppState>, _me: Authed, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let (i, _, _) = load_invite(&state, path.into_inner()).await?;
+    let img = qr(&state, &i.token)?.render::<image::Luma<u8>>().min_dimensions(256, 256).build();
+    let mut png = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut png, image::ImageFormat::Png).map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok().content_type("image/png").body(png.into_inner()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinBody {
+    token: String,
+}
+
+/// `POST /groups/join` `{token}`: joins through a valid invite link.
+async fn join(state: web::Data<AppState>, me: Authed, body: web::Json<JoinBody>) -> ApiResult<HttpResponse> {
+    let (i, g, _) = load_invite(&state, body.into_inner().token).await?;
+    let now = state.clock.now_ms();
+    if let Some(p) = invite_problem(&i, &g, now) {
+        return Err(p);
+    }
+    let (uid, gid, token) = (me.user.id, g.id, i.token.clone());
+    let already = state.db.read(move |c| Ok(q::member(c, gid, uid)?.is_some_and(|m| m.left_seq.is_none()))).await?;
+    if already {
+        return Err(ApiError::conflict("already_member", "you are a member already"));
+    }
+    if !state.db.write(move |c| q::use_invite(c, &token, now)).await? {
+        return Err(ApiError::new(actix_web::http::StatusCode::GONE, "invite_used_up", "the link has been used up"));
+    }
+    command(&state, gid, me.id(), GroupOp::JoinByInvite).await?;
+    let (g, m, n) = mine(&state, &me, gid).await?;
+    Ok(HttpResponse::Ok().json(GroupView::new(&g, &m, n)))
+}
+
+/// `GET /groups/{id}/messages/{seq}/readers`: who has read a message (its sender asks).
+async fn readers(state: web::Data<AppState>, me: Authed, path: web::Path<(i64, i64)>) -> ApiResult<HttpResponse> {
+    let (id, seq) = path.into_inner();
+    mine(&state, &me, id).await?;
+    let conv = ConvId::group(GroupId(id));
+    let msg =
+        state.store.get(conv, seq).await?.ok_or_else(|| ApiError::not_found("message_not_found", "no such message"))?;
+    if msg.sender != me.id() || msg.kind != MessageKind::Text {
+        return Err(chat_error(ChatError::NotYourMessage));
+    }
+    let rows = state
+        .db
+        .read(move |c| {
+            let marks = q::read_marks(c, id)?;
+            let members = q::active_members(c, id)?;
+            let ids: Vec<i64> = members.iter().map(|m| m.user_id).filter(|u| *u != msg.sender.0).collect();
+            let people = users::find_many(c, &ids)?;
+            Ok((marks, members, people))
+        })
+        .await?;
+    let (marks, members, people) = rows;
+    let (mut read, mut unread) = (Vec::new(), Vec::new());
+    for m in members.iter().filter(|m| m.user_id != me.user.id && m.joined_seq < seq) {
+        let Some(u) = people.iter().find(|p| p.id == m.user_id) else { continue };
+        let r = marks.iter().find(|(uid, _)| *uid == m.user_id).map(|(_, s)| *s).unwrap_or(0);
+        if r >= seq {
+            read.push(PublicUser::from(u));
+        } else {
+            unread.push(PublicUser::from(u));
+        }
+    }
+    Ok(HttpResponse::Ok().json(json!({ "seq": seq, "read": read, "unread": unread })))
+}
