@@ -23,6 +23,9 @@ pub const DEDUP_PRELOAD: i64 = 512;
 
 type Key = (UserId, String);
 
+/// A durable message waiting for delivery, with the device that sent it (skipped).
+type Delivery = (MessageRecord, Option<DeviceId>);
+
 enum Entry {
     Acked(Ack),
     InFlight(Vec<oneshot::Sender<Result<Ack, ChatError>>>),
@@ -46,7 +49,7 @@ pub struct Sequencer {
     order: VecDeque<Key>,
     /// Outcomes waiting until every lower seq is settled, so recipients see seq order even when
     /// completions of one batch arrive out of order.
-    ready: BTreeMap<i64, Option<(MessageRecord, Option<DeviceId>)>>,
+    ready: BTreeMap<i64, Option<Delivery>>,
     next_deliver: i64,
 }
 
@@ -117,7 +120,7 @@ impl Sequencer {
         seq: i64,
         res: Result<Appended, ChatError>,
         origin: Option<DeviceId>,
-    ) -> (Result<Ack, ChatError>, Vec<(MessageRecord, Option<DeviceId>)>) {
+    ) -> (Result<Ack, ChatError>, Vec<Delivery>) {
         let waiters = match self.recent.remove(&key) {
             Some(Entry::InFlight(w)) => w,
             _ => Vec::new(),

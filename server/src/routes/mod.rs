@@ -34,7 +34,7 @@ impl PageParams {
     pub fn resolve(self) -> Result<(i64, i64), ApiError> {
         let page = self.page.unwrap_or(1);
         let size = self.size.unwrap_or(DEFAULT_PAGE_SIZE);
-        if page < 1 || page > 1_000_000 {
+        if !(1..=1_000_000).contains(&page) {
             return Err(ApiError::bad_request("invalid_page", "page must be between 1 and 1000000"));
         }
         if !(1..=MAX_PAGE_SIZE).contains(&size) {
