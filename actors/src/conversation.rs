@@ -568,6 +568,61 @@ impl Handler<GetConversation> for ConversationRegistry {
     type Result = Result<Addr<ConversationActor>, ChatError>;
 
     fn handle(&mut self, msg: GetConversation, ctx: &mut Context<Self>) -> Self::Result {
+        self.direct(msg.conv, ctx)
+    }
+}
+
+/// Deliver `msg` to the actor of `conv` (1:1 or group), starting it if needed.
+///
+/// Messages routed through the registry reach each actor in the order the registry received
+/// them, so one session's frames keep their order (seq follows send order per sender).
+pub struct Route<M> {
+    pub conv: ConvId,
+    pub msg: M,
+}
+
+impl<M> Message for Route<M>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    type Result = Result<M::Result, ChatError>;
+}
+
+impl<M> Handler<Route<M>> for ConversationRegistry
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+    ConversationActor: Handler<M>,
+    GroupActor: Handler<M>,
+{
+    type Result = ResponseFuture<Result<M::Result, ChatError>>;
+
+    fn handle(&mut self, r: Route<M>, ctx: &mut Context<Self>) -> Self::Result {
+        let unavailable = |e: MailboxError| ChatError::Unavailable(e.to_string());
+        match r.conv.kind() {
+            Some(ConvKind::Group(_)) => match self.group(r.conv, ctx) {
+                Ok(addr) => {
+                    let req = addr.send(r.msg);
+                    Box::pin(async move { req.await.map_err(unavailable) })
+                }
+                Err(e) => Box::pin(async move { Err(e) }),
+            },
+            _ => match self.direct(r.conv, ctx) {
+                Ok(addr) => {
+                    let req = addr.send(r.msg);
+                    Box::pin(async move { req.await.map_err(unavailable) })
+                }
+                Err(e) => Box::pin(async move { Err(e) }),
+            },
+        }
+    }
+}
+
+impl ConversationRegistry {
+    /// The running actor of a 1:1 conversation, or a fresh one seeded from the store.
+    fn direct(&mut self, conv: ConvId, ctx: &mut Context<Self>) -> Result<Addr<ConversationActor>, ChatError> {
+        let msg = GetConversation { conv };
         let Some(ConvKind::Direct(a, b)) = msg.conv.kind() else {
             return Err(ChatError::UnknownConversation);
         };
@@ -593,6 +648,23 @@ impl Handler<GetConversation> for ConversationRegistry {
         };
         let addr = actor.start();
         self.actors.insert(msg.conv, (instance, addr.clone()));
+        Ok(addr)
+    }
+
+    /// The running actor of a group, or a fresh one.
+    fn group(&mut self, conv: ConvId, ctx: &mut Context<Self>) -> Result<Addr<GroupActor>, ChatError> {
+        let Some(ConvKind::Group(g)) = conv.kind() else {
+            return Err(ChatError::UnknownConversation);
+        };
+        if let Some((_, addr)) = self.groups.get(&conv) {
+            if addr.connected() {
+                return Ok(addr.clone());
+            }
+        }
+        let instance = self.next_instance;
+        self.next_instance += 1;
+        let addr = GroupActor::new(g, self.deps.clone(), ctx.address(), instance).start();
+        self.groups.insert(conv, (instance, addr.clone()));
         Ok(addr)
     }
 }
@@ -621,19 +693,7 @@ impl Handler<GetGroup> for ConversationRegistry {
     type Result = Result<Addr<GroupActor>, ChatError>;
 
     fn handle(&mut self, msg: GetGroup, ctx: &mut Context<Self>) -> Self::Result {
-        let Some(ConvKind::Group(g)) = msg.conv.kind() else {
-            return Err(ChatError::UnknownConversation);
-        };
-        if let Some((_, addr)) = self.groups.get(&msg.conv) {
-            if addr.connected() {
-                return Ok(addr.clone());
-            }
-        }
-        let instance = self.next_instance;
-        self.next_instance += 1;
-        let addr = GroupActor::new(g, self.deps.clone(), ctx.address(), instance).start();
-        self.groups.insert(msg.conv, (instance, addr.clone()));
-        Ok(addr)
+        self.group(msg.conv, ctx)
     }
 }
 

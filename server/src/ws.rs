@@ -17,14 +17,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{
-    Actor, ActorContext, ActorFutureExt, AsyncContext, Handler, MailboxError, Message, StreamHandler, WrapFuture,
-};
+use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Handler, Message, StreamHandler, WrapFuture};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use actors::conversation::{
-    ChatError, ConversationActor, GetConversation, GetGroup, MarkDelivered, MarkRead, PostMessage, RecallMessage,
-    Typing,
+    ChatError, ConversationActor, MarkDelivered, MarkRead, PostMessage, RecallMessage, Route, Typing,
 };
 use actors::group::GroupActor;
 use actors::hub::Hub;
@@ -332,35 +329,16 @@ impl WsSession {
     }
 }
 
-/// Sends `msg` to the actor of `conv` (a conversation or a group actor), starting it if needed
-/// and once more if it had just stopped.
+/// Sends `msg` to the actor of `conv` (a conversation or a group actor) through the registry,
+/// which starts the actor if needed and keeps the order of one session's frames.
 pub async fn call<M>(hub: &Hub, conv: ConvId, msg: M) -> Result<M::Result, ChatError>
 where
-    M: Message + Send + Clone + 'static,
+    M: Message + Send + 'static,
     M::Result: Send,
     ConversationActor: Handler<M>,
     GroupActor: Handler<M>,
 {
-    let unavailable = |e: MailboxError| ChatError::Unavailable(e.to_string());
-    let mut last = MailboxError::Closed;
-    for _ in 0..2 {
-        let sent = match conv.kind() {
-            Some(ConvKind::Group(_)) => {
-                let addr = hub.conversations.send(GetGroup { conv: conv.clone() }).await.map_err(unavailable)??;
-                addr.send(msg.clone()).await
-            }
-            _ => {
-                let addr =
-                    hub.conversations.send(GetConversation { conv: conv.clone() }).await.map_err(unavailable)??;
-                addr.send(msg.clone()).await
-            }
-        };
-        match sent {
-            Ok(r) => return Ok(r),
-            Err(e) => last = e,
-        }
-    }
-    Err(unavailable(last))
+    hub.conversations.send(Route { conv, msg }).await.map_err(|e| ChatError::Unavailable(e.to_string()))?
 }
 
 /// The seqs of `conv` that `user` may read: `(floor, ceiling)` (exclusive floor, inclusive

@@ -96,9 +96,15 @@ async fn entries(state: &AppState, me: UserId, only: Option<String>) -> ApiResul
             let peers: Vec<i64> = rows.iter().filter_map(|(s, _)| s.peer_id).collect();
             let people = users::find_many(c, &peers)?;
             let mut groups = Vec::new();
-            for (s, _) in &rows {
+            for (s, cv) in &mut rows {
                 if let Some(ConvKind::Group(g)) = ConvId(s.conv_id.clone()).kind() {
                     groups.extend(schema::db::groups::find(c, g.0)?);
+                    // A member who left sees the group as it was when they left.
+                    let left = schema::db::groups::member(c, g.0, me.0)?.and_then(|m| m.left_seq);
+                    if let Some(left) = left.filter(|l| *l < cv.last_seq) {
+                        cv.last_seq = left;
+                        cv.last_preview = None;
+                    }
                 }
             }
             Ok((rows, people, groups))

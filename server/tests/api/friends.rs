@@ -68,7 +68,7 @@ async fn request_and_accept(app: TestApp) -> TestResult {
     assert_eq!(bf["remark"], "Alice (work)");
     assert_eq!(bf["dnd"], false);
     assert!(bf["since"].as_i64().is_some());
-    assert!(bf["online"].is_null(), "presence placeholder: {bf}");
+    assert_eq!(bf["online"], false, "nobody is connected: {bf}");
     let (_, af) = app.get(&format!("/api/v1/friends/{}", b.id), &a.token).await?;
     assert_eq!(af["category"]["name"], "Friends");
     assert!(af["remark"].is_null());

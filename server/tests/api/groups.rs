@@ -484,6 +484,11 @@ async fn remove_leave_transfer_dissolve(app: TestApp) -> TestResult {
     assert_eq!(bodies, ["ben sees this"]);
     assert_eq!(events(&page).last().map(String::as_str), Some("removed"));
     assert_error(&app.get(&path, &m[1].token).await?, StatusCode::NOT_FOUND, "group_not_found");
+    // His conversation list shows the group as it was when he left: no later preview.
+    let (_, list) = app.get("/api/v1/conversations", &m[1].token).await?;
+    let e = items(&list)?.iter().find(|c| c["conv"] == conv.as_str()).cloned().ok_or("entry")?;
+    let last_seen = page["messages"].as_array().and_then(|v| v.last()).and_then(|x| x["seq"].as_i64());
+    assert_eq!((e["max_seq"].as_i64(), e["last_message"]["preview"].as_str()), (last_seen, None));
 
     // The owner cannot leave before transferring.
     assert_error(
