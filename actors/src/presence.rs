@@ -65,7 +65,10 @@ impl Handler<PresenceChanged> for Presence {
             };
             if let Some(r) = registry {
                 let frame = ServerFrame::Presence { user_id: msg.user, online: msg.online }.encode();
-                r.do_send(DeliverToUsers { users: ids.into_iter().map(UserId).collect(), frame: frame.into() });
+                let msg = DeliverToUsers { users: ids.into_iter().map(UserId).collect(), frame: frame.into() };
+                if r.try_send(msg).is_err() {
+                    log::warn!("session registry overloaded; presence of {uid} not pushed");
+                }
             }
         })
     }

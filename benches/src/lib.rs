@@ -1,1 +1,18 @@
+//! `im-loadgen`, the load generator: drives a running `im-server` over its public HTTP API and
+//! WebSockets like real clients, and reports throughput, latency percentiles and anomalies.
+//!
+//! - [`api`]: the HTTP calls (register, login, friends) over awc;
+//! - [`setup`]: populations built through the API, concurrently with a bound;
+//! - [`ws`]: one WebSocket with a reader task and a queued writer task;
+//! - [`scenario`]: one module per scenario (`login`, `direct`);
+//! - [`report`]: HDR latency histograms, percentiles, text and JSON output;
+//! - [`progress`]: the once-a-second progress line on stderr;
+//! - [`sys`]: `/proc` readings (RSS, CPU per thread) and the open-file limit.
 
+pub mod api;
+pub mod progress;
+pub mod report;
+pub mod scenario;
+pub mod setup;
+pub mod sys;
+pub mod ws;
