@@ -75,6 +75,9 @@ pub enum ChatError {
     /// The target user is not a member.
     #[error("that user is not a member")]
     NotMember,
+    /// The invite link was used up by others meanwhile.
+    #[error("the link has been used up")]
+    InviteUsedUp,
     /// Invitees must be the inviter's friends.
     #[error("you can only invite your friends")]
     InviteesNotFriends,
@@ -102,6 +105,7 @@ impl ChatError {
             ChatError::GroupFull => "group_full",
             ChatError::NotMember => "member_not_found",
             ChatError::InviteesNotFriends => "not_friends",
+            ChatError::InviteUsedUp => "invite_used_up",
             ChatError::Unavailable(_) => "unavailable",
         }
     }

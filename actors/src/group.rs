@@ -20,7 +20,6 @@ use schema::message::{MessageKind, MessageRecord, Page};
 use schema::protocol::{ServerFrame, WireMessage};
 use schema::{ConvId, DeviceId, GroupId, UserId};
 use serde_json::json;
-use tokio::sync::oneshot;
 
 use crate::conversation::{
     Ack, ChatError, ConversationDeps, ConversationRegistry, ConversationStopped, MarkDelivered, MarkRead, PostMessage,
@@ -54,8 +53,9 @@ pub enum GroupOp {
     Dissolve,
     /// Add friends of `by` (members, or admins only under policy `admins`).
     Invite(Vec<UserId>),
-    /// `by` joins through a valid invite link (checked by the caller).
-    JoinByInvite,
+    /// `by` joins through an invite link (its token; the caller checked that it exists and is
+    /// live; the use is counted with the join).
+    JoinByInvite(String),
     /// Remove a member (owner: anyone; admins: plain members).
     Remove(UserId),
     /// `by` leaves (not the owner).
@@ -141,10 +141,9 @@ impl GroupActor {
         }
     }
 
-    /// Queues a system message (part of the group's sequence) caused by `by`; the receiver
-    /// resolves once it is durable and delivered.
-    fn system(&mut self, by: UserId, body: serde_json::Value, ctx: &mut Context<Self>) -> oneshot::Receiver<()> {
-        let (done, wait) = oneshot::channel();
+    /// A system message (part of the group's sequence) caused by `by`, with its seq assigned;
+    /// the future persists and delivers it.
+    fn system(&mut self, by: UserId, body: serde_json::Value) -> ResponseActFuture<Self, ()> {
         let client_id = format!("sys-{}-{}", self.deps.clock.now_ms(), SYSTEM_IDS.fetch_add(1, Ordering::Relaxed));
         let seq = self.seq.assign(by, &client_id);
         let rec = MessageRecord {
@@ -159,13 +158,11 @@ impl GroupActor {
             ts: self.deps.clock.now_ms(),
             recalled_at: None,
         };
-        ctx.spawn(persist(self, rec, None).map(move |res, act, _| {
+        Box::pin(persist(self, rec, None).map(|res, act, _| {
             if let Err(e) = res {
                 log::warn!("group {}: system message not stored: {e}", act.group);
             }
-            let _ = done.send(());
-        }));
-        wait
+        }))
     }
 
     /// Checks a change and returns the DB work it needs and the system message it announces.
@@ -229,7 +226,7 @@ impl GroupActor {
                     ..Plan::default()
                 }
             }
-            GroupOp::JoinByInvite => {
+            GroupOp::JoinByInvite(_) => {
                 if self.members.contains_key(&by) {
                     return Ok(Plan::default());
                 }
@@ -533,23 +530,36 @@ impl Handler<Refresh> for GroupActor {
 }
 
 impl Handler<GroupCommand> for GroupActor {
-    type Result = ResponseActFuture<Self, Result<(), ChatError>>;
+    /// Atomic: while a change is checked, written and announced, the actor handles nothing else,
+    /// so concurrent changes see each other's results and no message slips between a change and
+    /// its announcement (the leave point of a removed member is exactly their `removed` message).
+    type Result = AtomicResponse<Self, Result<(), ChatError>>;
 
     fn handle(&mut self, cmd: GroupCommand, _: &mut Context<Self>) -> Self::Result {
         self.last_active = Instant::now();
         let now = self.deps.clock.now_ms();
         let plan = match self.plan(cmd.by, &cmd.op, now) {
             Ok(p) => p,
-            Err(e) => return Box::pin(fut::ready(Err(e))),
+            Err(e) => return AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
         };
         // The leave point of a removed member is the seq of the message announcing it.
         let next = self.seq.max_seq() + 1;
         let (db, group, op, by) = (self.deps.db.clone(), self.group, cmd.op.clone(), cmd.by);
+        let invite = match &cmd.op {
+            GroupOp::JoinByInvite(token) => Some(token.clone()),
+            _ => None,
+        };
         let add = plan.add.clone();
         let remove = plan.remove;
         let friends_of = plan.must_be_friends_of;
         let write = async move {
             db.write(move |c| {
+                // The link is used only by a join the group accepts.
+                if let Some(token) = &invite {
+                    if !add.is_empty() && !q::use_invite(c, token, now)? {
+                        return Ok(Err(ChatError::InviteUsedUp));
+                    }
+                }
                 if let Some(inviter) = friends_of {
                     let mine = friends::friend_ids(c, inviter.0)?;
                     if add.iter().any(|u| !mine.contains(&u.0)) {
@@ -575,8 +585,8 @@ impl Handler<GroupCommand> for GroupActor {
             })
             .await
         };
-        Box::pin(write.into_actor(self).then(
-            move |res: Result<Result<Option<Group>, ChatError>, DbError>, act, ctx| {
+        AtomicResponse::new(Box::pin(write.into_actor(self).then(
+            move |res: Result<Result<Option<Group>, ChatError>, DbError>, act, _| {
                 let info = match res {
                     Ok(Ok(info)) => info,
                     Ok(Err(e)) => return Box::pin(fut::ready(Err(e))) as ResponseActFuture<Self, _>,
@@ -607,31 +617,28 @@ impl Handler<GroupCommand> for GroupActor {
                     }
                     _ => {}
                 }
-                let written: Vec<oneshot::Receiver<()>> =
-                    plan.events.into_iter().map(|ev| act.system(cmd.by, ev, ctx)).collect();
-                // Removed members stop receiving at once (the announcement above still reaches them).
-                if let Some(r) = plan.remove {
-                    act.members.remove(&r);
+                // Announce in order and answer once the announcements are durable and delivered,
+                // so a `sync` right after sees them. A removed member still gets their `removed`
+                // message, then nothing more.
+                let mut chain: ResponseActFuture<Self, ()> = Box::pin(fut::ready(()));
+                for ev in plan.events {
+                    let step = act.system(cmd.by, ev);
+                    chain = Box::pin(chain.then(move |_, _, _| step));
                 }
-                if matches!(cmd.op, GroupOp::Remove(_)) {
-                    if let Some(r) = plan.remove {
-                        let ev =
-                            ServerFrame::Event { event: "group_removed".into(), data: json!({"group_id": act.group}) };
-                        act.to_users(vec![r], &ev);
-                    }
-                }
-                // Answer once the announcements are durable, so a `sync` right after sees them.
-                Box::pin(
-                    async move {
-                        for w in written {
-                            let _ = w.await;
+                let removed = plan.remove;
+                let kicked = matches!(cmd.op, GroupOp::Remove(_));
+                Box::pin(chain.map(move |_, act, _| {
+                    if let Some(r) = removed {
+                        act.members.remove(&r);
+                        if kicked {
+                            let data = json!({"group_id": act.group});
+                            act.to_users(vec![r], &ServerFrame::Event { event: "group_removed".into(), data });
                         }
-                        Ok(())
                     }
-                    .into_actor(act),
-                )
+                    Ok(())
+                }))
             },
-        ))
+        )))
     }
 }
 

@@ -102,8 +102,11 @@ async fn entries(state: &AppState, me: UserId, only: Option<String>) -> ApiResul
                     // A member who left sees the group as it was when they left.
                     let left = schema::db::groups::member(c, g.0, me.0)?.and_then(|m| m.left_seq);
                     if let Some(left) = left.filter(|l| *l < cv.last_seq) {
+                        // Nothing about later messages: not their preview, sender or time.
                         cv.last_seq = left;
                         cv.last_preview = None;
+                        cv.last_sender_id = None;
+                        cv.last_ts = 0;
                     }
                 }
             }
@@ -293,6 +296,7 @@ pub fn chat_error(e: actors::conversation::ChatError) -> ApiError {
             StatusCode::CONFLICT
         }
         E::InvalidMentions | E::InviteesNotFriends => StatusCode::UNPROCESSABLE_ENTITY,
+        E::InviteUsedUp => StatusCode::GONE,
         E::Unavailable(cause) => return ApiError::unavailable(cause),
     };
     ApiError::new(status, e.code(), e.to_string())

@@ -587,10 +587,7 @@ async fn join(state: web::Data<AppState>, me: Authed, body: web::Json<JoinBody>)
     if already {
         return Err(ApiError::conflict("already_member", "you are a member already"));
     }
-    if !state.db.write(move |c| q::use_invite(c, &token, now)).await? {
-        return Err(ApiError::new(actix_web::http::StatusCode::GONE, "invite_used_up", "the link has been used up"));
-    }
-    command(&state, gid, me.id(), GroupOp::JoinByInvite).await?;
+    command(&state, gid, me.id(), GroupOp::JoinByInvite(token)).await?;
     let (g, m, n) = mine(&state, &me, gid).await?;
     Ok(HttpResponse::Ok().json(GroupView::new(&g, &m, n)))
 }

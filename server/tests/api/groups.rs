@@ -467,6 +467,9 @@ async fn remove_leave_transfer_dissolve(app: TestApp) -> TestResult {
     wb.expect("msg").await?;
     let (s, _) = app.delete(&format!("{path}/members/{}", m[1].id), &m[0].token).await?;
     assert_eq!(s, StatusCode::NO_CONTENT);
+    // Ben hears of his removal (the system message, then the event), and then nothing more.
+    let sys = wb.expect("msg").await?;
+    assert!(sys["body"].as_str().is_some_and(|b| b.contains("removed")), "{sys}");
     assert_eq!(wb.expect("event").await?["event"], "group_removed");
     // Removed: nothing new reaches Ben, he cannot post, and his history ends at his removal.
     wo.say(&conv, "after", "ben must not see this").await?;
@@ -521,4 +524,60 @@ async fn remove_leave_transfer_dissolve(app: TestApp) -> TestResult {
         "group_dissolved",
     );
     Ok(())
+}
+
+async fn concurrent_changes(backend: &str) -> TestResult {
+    let app = TestApp::spawn_tuned(backend, |s| s.chat.max_group_members = 4).await?;
+    let (id, conv, o, m) = group_of(&app, &["anna", "ben"]).await?;
+    // Two transfers at once: one owner afterwards.
+    let path = format!("/api/v1/groups/{id}/transfer");
+    let (r1, r2) = futures_util::future::join(
+        app.post(&path, Some(&o.token), json!({"user_id": m[0].id})),
+        app.post(&path, Some(&o.token), json!({"user_id": m[1].id})),
+    )
+    .await;
+    let mut st = [r1?.0, r2?.0];
+    st.sort();
+    assert_eq!(st, [StatusCode::OK, StatusCode::FORBIDDEN]);
+    let (_, list) = app.get(&format!("/api/v1/groups/{id}/members?size=10"), &o.token).await?;
+    assert_eq!(items(&list)?.iter().filter(|x| x["role"] == "owner").count(), 1);
+    // Three joins at once into one free place: one joins, the link counts one use.
+    let owner = if list["items"][0]["user"]["id"] == m[0].id { &m[0] } else { &m[1] };
+    let (_, inv) = app.post(&format!("/api/v1/groups/{id}/invites"), Some(&owner.token), json!({})).await?;
+    let token = inv["token"].as_str().ok_or("token")?.to_owned();
+    let js = [app.user("joiner1").await?, app.user("joiner2").await?, app.user("joiner3").await?];
+    let joins = futures_util::future::join_all(
+        js.iter().map(|u| app.post("/api/v1/groups/join", Some(&u.token), json!({"token": token}))),
+    )
+    .await;
+    let ok = joins.iter().filter(|r| r.as_ref().is_ok_and(|(s, _)| *s == StatusCode::OK)).count();
+    assert_eq!(ok, 1, "{joins:?}");
+    let (_, g) = app.get(&format!("/api/v1/groups/{id}"), &owner.token).await?;
+    assert_eq!(g["member_count"].as_i64(), Some(4));
+    let (_, invs) = app.get(&format!("/api/v1/groups/{id}/invites"), &owner.token).await?;
+    assert_eq!(invs["items"][0]["uses"].as_i64(), Some(1));
+    // The removal announcement is the removed member's last message, even under sends.
+    let mut wo = WsClient::connect(&app, owner).await?;
+    let victim = if owner.id == m[0].id { &o } else { &m[0] };
+    let mut wv = WsClient::connect(&app, victim).await?;
+    for i in 0..20 {
+        wo.send(json!({"type": "send", "id": format!("b{i}"), "conv": conv, "body": "busy"})).await?;
+    }
+    let (s, _) = app.delete(&format!("/api/v1/groups/{id}/members/{}", victim.id), &owner.token).await?;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let page = wv.sync(&conv, 0, 100).await?;
+    let last = page["messages"].as_array().and_then(|v| v.last()).cloned().ok_or("last")?;
+    assert_eq!(last["kind"], "system");
+    assert!(last["body"].as_str().is_some_and(|b| b.contains("removed")), "{last}");
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn concurrent_changes_are_serialized_sqlite() -> TestResult {
+    concurrent_changes("sqlite").await
+}
+
+#[actix_rt::test]
+async fn concurrent_changes_are_serialized_postgres() -> TestResult {
+    concurrent_changes("postgres").await
 }
