@@ -36,6 +36,8 @@ static SYSTEM_IDS: AtomicU64 = AtomicU64::new(1);
 struct Member {
     role: String,
     muted_until: Option<i64>,
+    /// Receives messages with a seq above this (their join point).
+    joined_seq: i64,
 }
 
 impl Member {
@@ -88,6 +90,9 @@ pub struct GroupActor {
     members: HashMap<UserId, Member>,
     /// Members who set do-not-disturb on the group conversation.
     quiet: HashSet<UserId>,
+    /// Members who left or were removed, with their leave point, until every message up to it
+    /// has been delivered (messages still being written when they left reach them).
+    departed: HashMap<UserId, i64>,
     last_active: Instant,
 }
 
@@ -112,6 +117,7 @@ impl GroupActor {
             info: None,
             members: HashMap::new(),
             quiet: HashSet::new(),
+            departed: HashMap::new(),
             last_active: Instant::now(),
         }
     }
@@ -311,14 +317,20 @@ impl Sequenced for GroupActor {
 
     fn deliver(&mut self, rec: &MessageRecord, origin: Option<DeviceId>) {
         let wire = WireMessage::from(rec);
-        let mentioned: HashSet<UserId> = if rec.mention_all {
-            self.members.keys().copied().collect()
-        } else {
-            rec.mentions.iter().copied().collect()
-        };
+        // Exactly the members whose history includes this seq: joined before it, not left before it.
+        let recipients: Vec<UserId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.joined_seq < rec.seq)
+            .map(|(u, _)| *u)
+            .chain(self.departed.iter().filter(|(_, left)| rec.seq <= **left).map(|(u, _)| *u))
+            .collect();
+        self.departed.retain(|_, left| *left > rec.seq);
+        let mentioned: HashSet<UserId> =
+            if rec.mention_all { recipients.iter().copied().collect() } else { rec.mentions.iter().copied().collect() };
         // One encoding per variant, shared by every recipient of that variant.
         let mut variants: HashMap<(bool, bool), Vec<UserId>> = HashMap::new();
-        for u in self.members.keys().copied().filter(|u| *u != rec.sender) {
+        for u in recipients.iter().copied().filter(|u| *u != rec.sender) {
             let silent = self.quiet.contains(&u) && !mentioned.contains(&u);
             variants.entry((silent, mentioned.contains(&u))).or_default().push(u);
         }
@@ -328,7 +340,7 @@ impl Sequenced for GroupActor {
         // The sender's other devices (or all of them for system messages).
         let own = ServerFrame::Msg { msg: wire, silent: true, mentioned: false };
         let frame = DeliverToUser { user: rec.sender, frame: own.encode().into(), except: origin };
-        if self.members.contains_key(&rec.sender) && self.deps.sessions.try_send(frame).is_err() {
+        if recipients.contains(&rec.sender) && self.deps.sessions.try_send(frame).is_err() {
             log::warn!("session registry overloaded; a group frame was dropped");
         }
         if !mentioned.is_empty() && rec.kind == MessageKind::Text {
@@ -375,7 +387,12 @@ impl Actor for GroupActor {
                 act.info = info;
                 act.members = members
                     .into_iter()
-                    .map(|m| (UserId(m.user_id), Member { role: m.role, muted_until: m.muted_until }))
+                    .map(|m| {
+                        (
+                            UserId(m.user_id),
+                            Member { role: m.role, muted_until: m.muted_until, joined_seq: m.joined_seq },
+                        )
+                    })
                     .collect();
                 act.quiet = quiet;
                 act.seq.seed(max, recent);
@@ -594,7 +611,8 @@ impl Handler<GroupCommand> for GroupActor {
                 };
                 act.info = info;
                 for u in &plan.add {
-                    act.members.insert(*u, Member { role: role::MEMBER.into(), muted_until: None });
+                    act.members
+                        .insert(*u, Member { role: role::MEMBER.into(), muted_until: None, joined_seq: next - 1 });
                 }
                 match &cmd.op {
                     GroupOp::Transfer(to) => {
@@ -630,6 +648,7 @@ impl Handler<GroupCommand> for GroupActor {
                 Box::pin(chain.map(move |_, act, _| {
                     if let Some(r) = removed {
                         act.members.remove(&r);
+                        act.departed.insert(r, next);
                         if kicked {
                             let data = json!({"group_id": act.group});
                             act.to_users(vec![r], &ServerFrame::Event { event: "group_removed".into(), data });

@@ -110,6 +110,10 @@ async fn entries(state: &AppState, me: UserId, only: Option<String>) -> ApiResul
                     }
                 }
             }
+            // Capped entries moved back in time: restore the list order.
+            rows.sort_by(|(a, x), (b, y)| {
+                (b.pinned, y.last_ts, y.created_at).cmp(&(a.pinned, x.last_ts, x.created_at))
+            });
             Ok((rows, people, groups))
         })
         .await?;

@@ -565,10 +565,22 @@ async fn concurrent_changes(backend: &str) -> TestResult {
     }
     let (s, _) = app.delete(&format!("/api/v1/groups/{id}/members/{}", victim.id), &owner.token).await?;
     assert_eq!(s, StatusCode::NO_CONTENT);
+    // Live, the victim got exactly the messages up to their removal, ending with it.
+    let mut live = Vec::new();
+    loop {
+        let msg = wv.expect("msg").await?;
+        live.push(msg["seq"].as_i64().ok_or("seq")?);
+        if msg["kind"] == "system" && msg["body"].as_str().is_some_and(|b| b.contains("removed")) {
+            break;
+        }
+    }
+    wv.expect_no("msg", Duration::from_millis(300)).await?;
     let page = wv.sync(&conv, 0, 100).await?;
     let last = page["messages"].as_array().and_then(|v| v.last()).cloned().ok_or("last")?;
     assert_eq!(last["kind"], "system");
     assert!(last["body"].as_str().is_some_and(|b| b.contains("removed")), "{last}");
+    let synced: Vec<i64> = page["messages"].as_array().ok_or("m")?.iter().filter_map(|x| x["seq"].as_i64()).collect();
+    assert!(synced.ends_with(&live), "live {live:?} vs synced {synced:?}");
     Ok(())
 }
 
