@@ -1,0 +1,85 @@
+//! `im-loadgen`: load scenarios against a running `im-server`.
+//!
+//! ```text
+//! im-loadgen login  --url http://127.0.0.1:8080 --users 16 --concurrency 8 --duration 20
+//! im-loadgen direct --url http://127.0.0.1:8080 --pairs 200 --rate 5000 --duration 20 --warmup 2
+//! ```
+//!
+//! The summary goes to stdout (text, or JSON with `--json`), a progress line to stderr once a
+//! second. Exit status: 0 on success, 1 when the run found lost, duplicated or out-of-order
+//! messages (a line starting with `LOST:` / `DUPLICATED:` / `OUT OF ORDER:` says so), 2 when it
+//! could not run.
+
+use std::process::ExitCode;
+
+use benches::report::{emit, emit_json};
+use benches::scenario::{direct, login, Outcome};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "im-loadgen", about = "Load generator for im-server (HTTP + WebSocket)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Register N users, then log them in repeatedly from C tasks: logins/s and latency.
+    Login(login::Args),
+    /// Friend pairs on WebSockets sending 1:1 messages open-loop at a target rate.
+    Direct(direct::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match benches::sys::raise_nofile_limit() {
+        Ok(n) => log_line(&format!("open-file limit: {n}")),
+        Err(e) => log_line(&format!("could not raise the open-file limit: {e}")),
+    }
+    let (json, res) = match cli.command {
+        Command::Login(a) => (a.common.json, login::run(a)),
+        Command::Direct(a) => (a.common.json, direct::run(a)),
+    };
+    match res {
+        Ok(outcome) => report(outcome, json),
+        Err(e) => {
+            log_line(&format!("ERROR: {e:#}"));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn report(mut o: Outcome, json: bool) -> ExitCode {
+    let printed = if json {
+        if let Some(obj) = o.json.as_object_mut() {
+            obj.insert("ok".into(), o.failures.is_empty().into());
+            obj.insert("failures".into(), o.failures.clone().into());
+            obj.insert("warnings".into(), o.warnings.clone().into());
+        }
+        emit_json(&o.json)
+    } else {
+        let mut text = o.text.clone();
+        for l in o.warnings.iter().chain(&o.failures) {
+            text.push_str(l);
+            text.push('\n');
+        }
+        emit(&text)
+    };
+    if let Err(e) = printed {
+        log_line(&format!("ERROR: writing the summary: {e}"));
+        return ExitCode::from(2);
+    }
+    for l in o.warnings.iter().chain(&o.failures) {
+        log_line(l);
+    }
+    if o.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn log_line(s: &str) {
+    eprintln!("{s}");
+}

@@ -1,0 +1,737 @@
+//! `direct`: 1:1 chat under an open-loop load.
+//!
+//! P friend pairs, one WebSocket per user. A scheduler sends message k at its intended time
+//! `t0 + k / R` whether or not earlier messages were answered (no coordinated omission), to pair
+//! `k mod P`, alternating the direction. Latencies are measured from the intended time, so a
+//! generator or server that falls behind shows up as latency rather than as a lower send rate.
+//!
+//! Each message has a unique client id. Counted per message: its `ack` on the sender's socket,
+//! its `msg` on the recipient's socket (once: more is a duplicate), `error` frames by code.
+//! After the run a drain period waits for outstanding acks and deliveries; then
+//! lost = acked but never delivered, unacked = neither acked nor refused.
+//!
+//! With `--threads T` the pairs are split over T generator threads, each with its own actix
+//! system, sockets and scheduler (rate shared in proportion); results are merged at the end.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use schema::protocol::ClientFrame;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use super::{Common, Outcome, Watch};
+use crate::api::{Api, User};
+use crate::progress::Progress;
+use crate::report::{bump, counts_inline, merge_counts, per_sec, Counts, Latency, Text};
+use crate::setup;
+use crate::ws::{self, FrameView, Socket};
+
+/// Placeholder for the client id in a pre-encoded `send` frame.
+const ID_SLOT: &str = "@ID@";
+
+/// Progress counters.
+const SENT: usize = 0;
+const ACKED: usize = 1;
+const DELIVERED: usize = 2;
+const ERRORS: usize = 3;
+
+/// Flags of `direct`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: Common,
+    /// Friend pairs (two users, two WebSockets each pair).
+    #[arg(long, default_value_t = 200)]
+    pub pairs: usize,
+    /// Target total send rate, messages per second, over all pairs.
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 20)]
+    pub duration: u64,
+    /// Seconds of sending at the same rate before the measured window (checked for loss, not
+    /// measured).
+    #[arg(long, default_value_t = 2)]
+    pub warmup: u64,
+    /// Most seconds to wait after the last send for outstanding acks and deliveries.
+    #[arg(long, default_value_t = 15)]
+    pub drain: u64,
+    /// Generator threads (each an actix system with its share of the pairs).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Message body length in bytes.
+    #[arg(long, default_value_t = 64)]
+    pub body_bytes: usize,
+    /// Recipients send a `delivered` receipt for every message, as a real client would.
+    #[arg(long)]
+    pub receipts: bool,
+    /// Concurrent WebSocket handshakes per thread.
+    #[arg(long, default_value_t = 32)]
+    pub connect_concurrency: usize,
+}
+
+/// What happened to one message.
+#[derive(Debug, Clone, Copy, Default)]
+struct Msg {
+    /// Intended send time, microseconds after `t0`.
+    due_us: u64,
+    /// Could not be queued (its socket was gone).
+    not_sent: bool,
+    acked: bool,
+    errored: bool,
+    delivered: u16,
+}
+
+/// One generator thread's state, shared by its scheduler and socket readers.
+struct Shard {
+    prefix: String,
+    pairs: usize,
+    t0: Instant,
+    warmup_us: u64,
+    window: (Instant, Instant),
+    msgs: Vec<Msg>,
+    ack: Latency,
+    delivered: Latency,
+    acks_in_window: u64,
+    deliveries_in_window: u64,
+    dup_acks: u64,
+    misrouted: u64,
+    out_of_order: u64,
+    undecodable: u64,
+    errors: Counts,
+    last_seq: Vec<i64>,
+    /// When each socket last received a frame (any frame).
+    last_frame: Vec<Option<Instant>>,
+    sockets: Vec<Option<Socket>>,
+    receipts: bool,
+    convs: Vec<String>,
+    progress: Arc<Progress>,
+}
+
+impl Shard {
+    fn sender(&self, k: usize) -> usize {
+        let (pair, dir) = (k % self.pairs, (k / self.pairs) % 2);
+        2 * pair + dir
+    }
+
+    fn recipient(&self, k: usize) -> usize {
+        self.sender(k) ^ 1
+    }
+
+    fn index(&self, id: Option<&str>) -> Option<usize> {
+        let k: usize = id?.strip_prefix(self.prefix.as_str())?.parse().ok()?;
+        (k < self.msgs.len()).then_some(k)
+    }
+
+    fn in_window(&self, at: Instant) -> bool {
+        at >= self.window.0 && at < self.window.1
+    }
+
+    /// A text frame arrived on socket `s` at `at`.
+    fn on_frame(&mut self, s: usize, bytes: &[u8], at: Instant) {
+        if let Some(l) = self.last_frame.get_mut(s) {
+            *l = Some(at);
+        }
+        let Ok(v) = serde_json::from_slice::<FrameView<'_>>(bytes) else {
+            self.undecodable += 1;
+            return;
+        };
+        match v.kind.as_ref() {
+            "ack" => {
+                let Some(k) = self.index(v.id.as_deref()) else {
+                    self.misrouted += 1;
+                    return;
+                };
+                if self.sender(k) != s {
+                    self.misrouted += 1;
+                    return;
+                }
+                let (t0, warmup_us) = (self.t0, self.warmup_us);
+                let m = &mut self.msgs[k];
+                if m.acked {
+                    self.dup_acks += 1;
+                    return;
+                }
+                m.acked = true;
+                let due = m.due_us;
+                if due >= warmup_us {
+                    self.ack.record(at.saturating_duration_since(t0 + Duration::from_micros(due)));
+                }
+                if self.in_window(at) {
+                    self.acks_in_window += 1;
+                }
+                self.progress.add(ACKED, 1);
+            }
+            "msg" => {
+                let Some(k) = self.index(v.id.as_deref()) else {
+                    self.misrouted += 1;
+                    return;
+                };
+                if self.recipient(k) != s {
+                    self.misrouted += 1;
+                    return;
+                }
+                if let Some(seq) = v.seq {
+                    if let Some(last) = self.last_seq.get_mut(s) {
+                        if seq <= *last {
+                            self.out_of_order += 1;
+                        }
+                        *last = seq;
+                    }
+                    if self.receipts {
+                        if let (Some(Some(sock)), Some(conv)) = (self.sockets.get(s), self.convs.get(s / 2)) {
+                            let conv = schema::ConvId(conv.clone());
+                            if let Ok(f) = serde_json::to_string(&ClientFrame::Delivered { conv, seq }) {
+                                sock.send_text(f);
+                            }
+                        }
+                    }
+                }
+                let (t0, warmup_us) = (self.t0, self.warmup_us);
+                let m = &mut self.msgs[k];
+                m.delivered = m.delivered.saturating_add(1);
+                if m.delivered > 1 {
+                    return;
+                }
+                let due = m.due_us;
+                if due >= warmup_us {
+                    self.delivered.record(at.saturating_duration_since(t0 + Duration::from_micros(due)));
+                }
+                if self.in_window(at) {
+                    self.deliveries_in_window += 1;
+                }
+                self.progress.add(DELIVERED, 1);
+            }
+            "error" => {
+                bump(&mut self.errors, v.code.as_deref().unwrap_or("?"), 1);
+                self.progress.add(ERRORS, 1);
+                if let Some(k) = self.index(v.id.as_deref()) {
+                    self.msgs[k].errored = true;
+                }
+            }
+            // hello, presence, pong, delivered/read receipts, events: not measured.
+            _ => {}
+        }
+    }
+
+    /// Everything sent is answered (acked or refused) and everything acked is delivered.
+    fn settled(&self) -> bool {
+        self.msgs.iter().all(|m| m.not_sent || m.errored || (m.acked && m.delivered > 0))
+    }
+}
+
+/// One thread's results, merged by the main thread.
+#[derive(Debug, Default)]
+struct ShardResult {
+    sent: u64,
+    sent_in_window: u64,
+    not_sent: u64,
+    acked: u64,
+    delivered: u64,
+    unacked: u64,
+    errored: u64,
+    lost: u64,
+    duplicated: u64,
+    extra_deliveries: u64,
+    delivered_unacked: u64,
+    dup_acks: u64,
+    misrouted: u64,
+    out_of_order: u64,
+    undecodable: u64,
+    acks_in_window: u64,
+    deliveries_in_window: u64,
+    errors: Counts,
+    disconnects: Counts,
+    ack: Latency,
+    delivery: Latency,
+    max_lag: Duration,
+    drain: Duration,
+    lost_examples: Vec<String>,
+    /// Recipient sockets that missed at least one acked message.
+    lost_recipients: u64,
+}
+
+impl ShardResult {
+    fn merge(&mut self, o: ShardResult) {
+        self.sent += o.sent;
+        self.sent_in_window += o.sent_in_window;
+        self.not_sent += o.not_sent;
+        self.acked += o.acked;
+        self.delivered += o.delivered;
+        self.unacked += o.unacked;
+        self.errored += o.errored;
+        self.lost += o.lost;
+        self.duplicated += o.duplicated;
+        self.extra_deliveries += o.extra_deliveries;
+        self.delivered_unacked += o.delivered_unacked;
+        self.dup_acks += o.dup_acks;
+        self.misrouted += o.misrouted;
+        self.out_of_order += o.out_of_order;
+        self.undecodable += o.undecodable;
+        self.acks_in_window += o.acks_in_window;
+        self.deliveries_in_window += o.deliveries_in_window;
+        merge_counts(&mut self.errors, &o.errors);
+        merge_counts(&mut self.disconnects, &o.disconnects);
+        self.ack.merge(&o.ack);
+        self.delivery.merge(&o.delivery);
+        self.max_lag = self.max_lag.max(o.max_lag);
+        self.drain = self.drain.max(o.drain);
+        self.lost_recipients += o.lost_recipients;
+        self.lost_examples.extend(o.lost_examples);
+        self.lost_examples.truncate(10);
+    }
+}
+
+/// What a generator thread is given.
+struct Plan {
+    index: usize,
+    base: String,
+    timeout: Duration,
+    pairs: Vec<(User, User)>,
+    rate: f64,
+    warmup: Duration,
+    duration: Duration,
+    drain: Duration,
+    body: String,
+    receipts: bool,
+    connect_concurrency: usize,
+    progress: Arc<Progress>,
+    ready: std_mpsc::Sender<anyhow::Result<()>>,
+    start: oneshot::Receiver<Instant>,
+}
+
+/// Runs the scenario: set-up on this thread, the load on `--threads` threads.
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let c = args.common.clone();
+    if args.pairs == 0 || args.rate.is_nan() || args.rate <= 0.0 || args.duration == 0 {
+        return Err(anyhow!("--pairs, --rate and --duration must be positive"));
+    }
+    let progress = Progress::new(&["sent", "acked", "delivered", "errors"]);
+    let printer = progress.spawn_printer(c.quiet);
+    let res = run_inner(&args, &progress);
+    progress.stop();
+    if let Some(p) = printer {
+        let _ = p.join();
+    }
+    res
+}
+
+fn run_inner(args: &Args, progress: &Arc<Progress>) -> anyhow::Result<Outcome> {
+    let c = &args.common;
+    let set_up = Instant::now();
+    let pairs = actix_rt::System::new().block_on(async {
+        let api = Api::new(&c.url, c.timeout());
+        setup::friend_pairs(&api, &c.prefix(), args.pairs, c.setup_concurrency, progress).await
+    })?;
+    let setup_secs = set_up.elapsed().as_secs_f64();
+
+    progress.setup_phase("connect", 2 * pairs.len());
+    let threads = args.threads.clamp(1, args.pairs);
+    let mut shards: Vec<Vec<(User, User)>> = vec![Vec::new(); threads];
+    for (i, p) in pairs.into_iter().enumerate() {
+        shards[i % threads].push(p);
+    }
+    let (ready_tx, ready_rx) = std_mpsc::channel();
+    let mut starts = Vec::new();
+    let mut handles = Vec::new();
+    let body: String = "x".repeat(args.body_bytes.max(1));
+    for (index, pairs) in shards.into_iter().enumerate() {
+        let (start_tx, start_rx) = oneshot::channel();
+        starts.push(start_tx);
+        let plan = Plan {
+            index,
+            base: c.url.clone(),
+            timeout: c.timeout(),
+            rate: args.rate * pairs.len() as f64 / args.pairs as f64,
+            pairs,
+            warmup: Duration::from_secs(args.warmup),
+            duration: Duration::from_secs(args.duration),
+            drain: Duration::from_secs(args.drain),
+            body: body.clone(),
+            receipts: args.receipts,
+            connect_concurrency: args.connect_concurrency,
+            progress: progress.clone(),
+            ready: ready_tx.clone(),
+            start: start_rx,
+        };
+        let h = std::thread::Builder::new()
+            .name(format!("loadgen-{index}"))
+            .spawn(move || actix_rt::System::new().block_on(shard(plan)))
+            .context("spawning a generator thread")?;
+        handles.push(h);
+    }
+    drop(ready_tx);
+    let mut failed = None;
+    for _ in 0..threads {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                failed = Some(e);
+                break;
+            }
+            Err(_) => {
+                failed = Some(anyhow!("a generator thread ended during connect"));
+                break;
+            }
+        }
+    }
+    if let Some(e) = failed {
+        drop(starts);
+        for h in handles {
+            let _ = h.join();
+        }
+        return Err(e.context("connecting WebSockets"));
+    }
+
+    // All connected: a common start a little ahead, then watch the window from this thread.
+    let t0 = Instant::now() + Duration::from_millis(200);
+    progress.phase("start");
+    progress.reset();
+    for s in starts {
+        let _ = s.send(t0);
+    }
+    progress.phase(if args.warmup > 0 { "warmup" } else { "run" });
+    let window_start = t0 + Duration::from_secs(args.warmup);
+    let window_end = window_start + Duration::from_secs(args.duration);
+    let mut watch = Watch::new(c.pid);
+    sleep_until(window_start);
+    progress.phase("run");
+    watch.start();
+    sleep_until(window_end);
+    watch.stop();
+    progress.phase("drain");
+
+    let mut total = ShardResult::default();
+    for h in handles {
+        let r = h.join().map_err(|_| anyhow!("a generator thread panicked"))??;
+        total.merge(r);
+    }
+    Ok(summarize(args, &total, &watch, setup_secs))
+}
+
+fn sleep_until(t: Instant) {
+    let now = Instant::now();
+    if t > now {
+        std::thread::sleep(t - now);
+    }
+}
+
+/// One generator thread: connect, wait for the start, send on schedule, drain, count.
+async fn shard(plan: Plan) -> anyhow::Result<ShardResult> {
+    let Plan { index, base, timeout, pairs, rate, warmup, duration, drain, body, receipts, .. } = plan;
+    let api = Api::new(&base, timeout);
+    let prefix = format!("lg{index}-");
+    let users: Vec<User> = pairs.iter().flat_map(|(a, b)| [a.clone(), b.clone()]).collect();
+    let state = Rc::new(RefCell::new(Shard {
+        prefix: prefix.clone(),
+        pairs: pairs.len(),
+        t0: Instant::now(),
+        warmup_us: warmup.as_micros() as u64,
+        window: (Instant::now(), Instant::now()),
+        msgs: Vec::new(),
+        ack: Latency::new(),
+        delivered: Latency::new(),
+        acks_in_window: 0,
+        deliveries_in_window: 0,
+        dup_acks: 0,
+        misrouted: 0,
+        out_of_order: 0,
+        undecodable: 0,
+        errors: Counts::new(),
+        last_seq: vec![0; users.len()],
+        last_frame: vec![None; users.len()],
+        sockets: Vec::new(),
+        receipts,
+        convs: pairs.iter().map(|(a, b)| setup::direct_conv(a, b).0).collect(),
+        progress: plan.progress.clone(),
+    }));
+
+    let indexed: Vec<(usize, User)> = users.into_iter().enumerate().collect();
+    let connected = setup::bounded(indexed, plan.connect_concurrency, |(s, u)| {
+        let (api, state, progress) = (&api, state.clone(), &plan.progress);
+        async move {
+            let (sock, id) =
+                ws::connect(api, &u.token, timeout, move |b, at| state.borrow_mut().on_frame(s, b, at)).await?;
+            if id != u.id {
+                return Err(anyhow!("hello for user {id}, expected {}", u.id));
+            }
+            progress.add(0, 1);
+            Ok(sock)
+        }
+    })
+    .await;
+    let sockets = match connected {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = plan.ready.send(Err(anyhow!("thread {index}: {e:#}")));
+            return Err(e);
+        }
+    };
+    state.borrow_mut().sockets = sockets.iter().map(|s| Some(s.clone())).collect();
+    let _ = plan.ready.send(Ok(()));
+    let t0 = plan.start.await.map_err(|_| anyhow!("no start"))?;
+    {
+        let mut st = state.borrow_mut();
+        st.t0 = t0;
+        st.window = (t0 + warmup, t0 + warmup + duration);
+    }
+
+    // The `send` frame of each pair, encoded once and split around the id.
+    let frames: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(a, b)| {
+            let conv = setup::direct_conv(a, b);
+            let frame = ClientFrame::Send {
+                id: ID_SLOT.into(),
+                conv,
+                body: body.clone(),
+                mentions: vec![],
+                mention_all: false,
+            };
+            let text = serde_json::to_string(&frame)?;
+            let (head, tail) = text.split_once(ID_SLOT).ok_or_else(|| anyhow!("no id slot in {text}"))?;
+            Ok((head.to_owned(), tail.to_owned()))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let npairs = pairs.len();
+    let total = ((warmup + duration).as_secs_f64() * rate).round() as u64;
+    let due = |k: u64| Duration::from_nanos((k as f64 * 1e9 / rate) as u64);
+    let mut k: u64 = 0;
+    let mut max_lag = Duration::ZERO;
+    let mut sent_in_window = 0u64;
+    while k < total {
+        let now = Instant::now();
+        let next = t0 + due(k);
+        if next > now {
+            actix_rt::time::sleep_until(next.into()).await;
+            continue;
+        }
+        max_lag = max_lag.max(now - next);
+        let mut batch = 0;
+        {
+            let mut st = state.borrow_mut();
+            while k < total && batch < 2000 {
+                let d = due(k);
+                if t0 + d > now {
+                    break;
+                }
+                let i = k as usize;
+                let (pair, dir) = (i % npairs, (i / npairs) % 2);
+                let (head, tail) = &frames[pair];
+                let text = format!("{head}{prefix}{k}{tail}");
+                let due_us = d.as_micros() as u64;
+                if due_us >= st.warmup_us {
+                    sent_in_window += 1;
+                }
+                let ok = sockets[2 * pair + dir].send_text(text);
+                st.msgs.push(Msg { due_us, not_sent: !ok, ..Msg::default() });
+                st.progress.add(SENT, 1);
+                k += 1;
+                batch += 1;
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+
+    // Drain: wait for outstanding acks and deliveries, at most `drain` after the last send.
+    let drain_start = Instant::now().max(t0 + warmup + duration);
+    let deadline = drain_start + drain;
+    while Instant::now() < deadline && !state.borrow().settled() {
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let drained = Instant::now().saturating_duration_since(drain_start);
+    // Unexpected closes (before ours).
+    let mut disconnects = Counts::new();
+    let closes: Vec<Option<ws::Closed>> = sockets.iter().map(Socket::closed).collect();
+    for c in closes.iter().flatten() {
+        bump(&mut disconnects, &c.label(), 1);
+    }
+    for s in &sockets {
+        s.close();
+    }
+    state.borrow_mut().sockets.clear();
+    actix_rt::time::sleep(Duration::from_millis(100)).await;
+
+    let st = state.borrow();
+    let mut r = ShardResult {
+        sent_in_window,
+        acks_in_window: st.acks_in_window,
+        deliveries_in_window: st.deliveries_in_window,
+        dup_acks: st.dup_acks,
+        misrouted: st.misrouted,
+        out_of_order: st.out_of_order,
+        undecodable: st.undecodable,
+        errors: st.errors.clone(),
+        disconnects,
+        ack: st.ack.clone(),
+        delivery: st.delivered.clone(),
+        max_lag,
+        drain: drained,
+        ..ShardResult::default()
+    };
+    let since_t0 = |t: Option<Instant>| match t {
+        Some(t) if t >= t0 => format!("+{} ms", (t - t0).as_millis()),
+        Some(_) => "before start".to_owned(),
+        None => "never".to_owned(),
+    };
+    let mut lost_to = std::collections::BTreeSet::new();
+    for (k, m) in st.msgs.iter().enumerate() {
+        if m.not_sent {
+            r.not_sent += 1;
+            continue;
+        }
+        r.sent += 1;
+        r.acked += u64::from(m.acked);
+        r.errored += u64::from(m.errored && !m.acked);
+        r.delivered += u64::from(m.delivered > 0);
+        if !m.acked && !m.errored {
+            r.unacked += 1;
+        }
+        if m.acked && m.delivered == 0 {
+            r.lost += 1;
+            let (s, to) = (st.sender(k), st.recipient(k));
+            // One example per recipient socket: when it last heard anything, and whether it closed.
+            if lost_to.insert(to) && r.lost_examples.len() < 10 {
+                let closed = closes.get(to).cloned().flatten().map(|c| c.label()).unwrap_or_else(|| "open".into());
+                r.lost_examples.push(format!(
+                    "{prefix}{k} (conv {}, socket {s} -> {to}, due +{} ms; socket {to}: last frame {}, {closed})",
+                    st.convs[k % st.pairs],
+                    m.due_us / 1000,
+                    since_t0(st.last_frame.get(to).copied().flatten()),
+                ));
+            }
+        }
+        if m.delivered > 1 {
+            r.duplicated += 1;
+            r.extra_deliveries += u64::from(m.delivered - 1);
+        }
+        if !m.acked && m.delivered > 0 {
+            r.delivered_unacked += 1;
+        }
+    }
+    r.lost_recipients = lost_to.len() as u64;
+    Ok(r)
+}
+
+fn summarize(args: &Args, r: &ShardResult, watch: &Watch, setup_secs: f64) -> Outcome {
+    let c = &args.common;
+    let secs = args.duration as f64;
+    let (ack, del) = (r.ack.summary(), r.delivery.summary());
+    let (server, generator) = watch.json();
+    let json = json!({
+        "scenario": "direct",
+        "label": c.label,
+        "url": c.url,
+        "config": {
+            "pairs": args.pairs, "rate": args.rate, "duration_secs": args.duration, "warmup_secs": args.warmup,
+            "drain_secs": args.drain, "threads": args.threads, "body_bytes": args.body_bytes, "receipts": args.receipts,
+        },
+        "setup_secs": (setup_secs * 10.0).round() / 10.0,
+        "counts": {
+            "sent": r.sent, "sent_in_window": r.sent_in_window, "acked": r.acked, "delivered": r.delivered,
+            "unacked": r.unacked, "refused": r.errored, "lost": r.lost, "duplicated": r.duplicated,
+            "extra_deliveries": r.extra_deliveries, "delivered_without_ack": r.delivered_unacked,
+            "duplicate_acks": r.dup_acks, "out_of_order": r.out_of_order, "misrouted": r.misrouted,
+            "undecodable": r.undecodable, "not_sent": r.not_sent,
+        },
+        "errors": r.errors,
+        "disconnects": r.disconnects,
+        "throughput": {
+            "target_per_sec": args.rate,
+            "sent_per_sec": per_sec(r.sent_in_window, secs),
+            "acked_per_sec": per_sec(r.acks_in_window, secs),
+            "delivered_per_sec": per_sec(r.deliveries_in_window, secs),
+        },
+        "latency_ms": {"ack": ack, "delivered": del},
+        "max_schedule_lag_ms": r.max_lag.as_secs_f64() * 1000.0,
+        "drain_secs": (r.drain.as_secs_f64() * 10.0).round() / 10.0,
+        "lost_examples": r.lost_examples,
+        "lost_recipients": r.lost_recipients,
+        "setup_retries": crate::api::retries(),
+        "server": server,
+        "generator": generator,
+    });
+    let mut t = Text::new(&format!("direct{}", c.label.as_deref().map(|l| format!(" [{l}]")).unwrap_or_default()));
+    t.kv("url", &c.url)
+        .kv(
+            "load",
+            format!(
+                "{} pairs, target {} msg/s, {} s (+{} s warm-up), {} thread(s){}",
+                args.pairs,
+                args.rate,
+                args.duration,
+                args.warmup,
+                args.threads,
+                if args.receipts { ", receipts" } else { "" }
+            ),
+        )
+        .kv("set-up", format!("{setup_secs:.1} s"))
+        .kv(
+            "throughput (msg/s)",
+            format!(
+                "sent {} acked {} delivered {}",
+                per_sec(r.sent_in_window, secs),
+                per_sec(r.acks_in_window, secs),
+                per_sec(r.deliveries_in_window, secs)
+            ),
+        )
+        .kv("sent", r.sent)
+        .kv("acked", r.acked)
+        .kv("delivered", r.delivered)
+        .kv("refused (error)", r.errored)
+        .kv("errors by code", counts_inline(&r.errors))
+        .kv("unacked", r.unacked)
+        .kv("lost", r.lost)
+        .kv("duplicated", r.duplicated)
+        .kv("out of order", r.out_of_order)
+        .kv("disconnects", counts_inline(&r.disconnects))
+        .kv("max schedule lag", format!("{:.1} ms", r.max_lag.as_secs_f64() * 1000.0))
+        .kv("drain", format!("{:.1} s", r.drain.as_secs_f64()))
+        .latencies(&[("send->ack", ack), ("send->delivered", del)]);
+    watch.text(&mut t);
+
+    let mut failures = Vec::new();
+    let mut warnings = Vec::new();
+    if r.lost > 0 {
+        failures.push(format!(
+            "LOST: {} message(s) acked but never delivered within {} s of drain, to {} recipient socket(s); e.g. {}",
+            r.lost,
+            args.drain,
+            r.lost_recipients,
+            r.lost_examples.join("; ")
+        ));
+    }
+    if r.duplicated > 0 {
+        failures.push(format!(
+            "DUPLICATED: {} message(s) delivered more than once ({} extra deliveries)",
+            r.duplicated, r.extra_deliveries
+        ));
+    }
+    if r.out_of_order > 0 {
+        failures.push(format!("OUT OF ORDER: {} deliveries with a seq not above the previous one", r.out_of_order));
+    }
+    let retries = crate::api::retries();
+    if !retries.is_empty() {
+        warnings.push(format!("SETUP RETRIES (server errors during set-up): {}", counts_inline(&retries)));
+    }
+    if r.unacked > 0 {
+        warnings.push(format!("UNACKED: {} message(s) got neither an ack nor an error", r.unacked));
+    }
+    if !r.errors.is_empty() {
+        warnings.push(format!("ERRORS: {}", counts_inline(&r.errors)));
+    }
+    if !r.disconnects.is_empty() {
+        warnings.push(format!("DISCONNECTS: {}", counts_inline(&r.disconnects)));
+    }
+    if r.delivered_unacked > 0 || r.dup_acks > 0 || r.misrouted > 0 || r.undecodable > 0 || r.not_sent > 0 {
+        warnings.push(format!(
+            "ODD: delivered without ack {}, duplicate acks {}, misrouted {}, undecodable {}, not sent {}",
+            r.delivered_unacked, r.dup_acks, r.misrouted, r.undecodable, r.not_sent
+        ));
+    }
+    Outcome { json, text: t.render(), failures, warnings }
+}

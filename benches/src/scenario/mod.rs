@@ -1,0 +1,145 @@
+//! Scenarios, one module each. A scenario parses its own flags (with [`Common`] flattened in),
+//! builds its population with [`crate::setup`], drives the server and returns an [`Outcome`]:
+//! the JSON summary, the human one, and the failures that make the run exit non-zero.
+//!
+//! To add one (idle, group, multi-node...): a module here with an `Args` struct deriving
+//! `clap::Args` and a `run(args) -> anyhow::Result<Outcome>`, and a variant in the binary's
+//! `Command` enum.
+
+pub mod direct;
+pub mod login;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::report::Text;
+use crate::sys::{self, CpuSnapshot, CpuUsage};
+
+/// Flags every scenario takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Print the summary as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// The server's process id: its CPU use during the measured window (per thread too) and its
+    /// resident memory (VmRSS, VmHWM) at the end are reported.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// A label copied into the summary (such as the server's storage).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Concurrent HTTP requests during set-up (register, login, friends).
+    #[arg(long, default_value_t = 16)]
+    pub setup_concurrency: usize,
+    /// Username prefix (default: `lg` + base-36 time, so runs never collide).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// HTTP request timeout, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub http_timeout: u64,
+    /// No progress line on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl Common {
+    /// The username prefix for this run.
+    pub fn prefix(&self) -> String {
+        self.prefix.clone().unwrap_or_else(crate::setup::run_prefix)
+    }
+
+    /// The HTTP timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.http_timeout.max(1))
+    }
+}
+
+/// What a scenario reports.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The summary as JSON.
+    pub json: Value,
+    /// The summary for people.
+    pub text: String,
+    /// Lines such as `LOST: 3 messages ...`; non-empty makes the run fail.
+    pub failures: Vec<String>,
+    /// Lines such as `UNACKED: ...`: printed loudly, but the run still passes.
+    pub warnings: Vec<String>,
+}
+
+/// Watches the server process (when `--pid` is given) and this process over the measured window.
+pub struct Watch {
+    pid: Option<u32>,
+    server: Option<CpuSnapshot>,
+    me: Option<CpuSnapshot>,
+    server_cpu: Option<CpuUsage>,
+    my_cpu: Option<CpuUsage>,
+}
+
+impl Watch {
+    /// Nothing measured yet.
+    pub fn new(pid: Option<u32>) -> Self {
+        Watch { pid, server: None, me: None, server_cpu: None, my_cpu: None }
+    }
+
+    /// The measured window starts.
+    pub fn start(&mut self) {
+        self.server = self.pid.map(|p| CpuSnapshot::take(&p.to_string()));
+        self.me = Some(CpuSnapshot::take("self"));
+    }
+
+    /// The measured window ends.
+    pub fn stop(&mut self) {
+        self.server_cpu = self.server.as_ref().and_then(|s| s.usage_since(8));
+        self.my_cpu = self.me.as_ref().and_then(|s| s.usage_since(4));
+    }
+
+    /// `server` and `generator` JSON objects; memory is read now.
+    pub fn json(&self) -> (Value, Value) {
+        let server = match self.pid {
+            None => Value::Null,
+            Some(pid) => {
+                let mem = sys::memory(pid).ok();
+                json!({
+                    "pid": pid,
+                    "rss_kib": mem.map(|m| m.rss_kib),
+                    "peak_rss_kib": mem.map(|m| m.peak_rss_kib),
+                    "cpu_pct": self.server_cpu.as_ref().map(|c| c.cpu_pct),
+                    "threads": self.server_cpu.as_ref().map(|c| c.threads.clone()),
+                })
+            }
+        };
+        let me = json!({
+            "cpu_pct": self.my_cpu.as_ref().map(|c| c.cpu_pct),
+            "threads": self.my_cpu.as_ref().map(|c| c.threads.clone()),
+        });
+        (server, me)
+    }
+
+    /// The same as lines of the human summary.
+    pub fn text(&self, t: &mut Text) {
+        if let Some(pid) = self.pid {
+            match sys::memory(pid) {
+                Ok(m) => t.kv("server RSS", format!("{:.1} MiB (peak {:.1} MiB)", mib(m.rss_kib), mib(m.peak_rss_kib))),
+                Err(e) => t.kv("server RSS", format!("unreadable: {e}")),
+            };
+            if let Some(c) = &self.server_cpu {
+                t.kv("server CPU", format!("{:.0}% of one core", c.cpu_pct));
+                let top: Vec<String> = c.threads.iter().map(|th| format!("{} {:.0}%", th.name, th.cpu_pct)).collect();
+                t.kv("server threads", top.join(", "));
+            }
+        }
+        if let Some(c) = &self.my_cpu {
+            let top: Vec<String> = c.threads.iter().map(|th| format!("{} {:.0}%", th.name, th.cpu_pct)).collect();
+            t.kv("generator CPU", format!("{:.0}% of one core ({})", c.cpu_pct, top.join(", ")));
+        }
+    }
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
