@@ -540,6 +540,8 @@ pub struct CountConversations;
 /// The registry of this node's conversation actors.
 pub struct ConversationRegistry {
     deps: ConversationDeps,
+    /// The threads conversation and group actors run on (one per core), chosen by id.
+    arbiters: Vec<ArbiterHandle>,
     actors: HashMap<ConvId, (u64, Addr<ConversationActor>)>,
     groups: HashMap<ConvId, (u64, Addr<GroupActor>)>,
     next_instance: u64,
@@ -560,7 +562,9 @@ impl ConversationRegistry {
 
     /// An empty registry.
     pub fn new(deps: ConversationDeps) -> Self {
-        ConversationRegistry { deps, actors: HashMap::new(), groups: HashMap::new(), next_instance: 1 }
+        let n = std::thread::available_parallelism().map(usize::from).unwrap_or(2).max(1);
+        let arbiters = (0..n).map(|_| Arbiter::new().handle()).collect();
+        ConversationRegistry { deps, arbiters, actors: HashMap::new(), groups: HashMap::new(), next_instance: 1 }
     }
 }
 
@@ -650,9 +654,19 @@ impl ConversationRegistry {
             delivered: HashMap::new(),
             last_active: Instant::now(),
         };
-        let addr = actor.start();
+        let arbiter = self.arbiter_for(&msg.conv);
+        let addr = ConversationActor::start_in_arbiter(&arbiter, move |_| actor);
         self.actors.insert(msg.conv, (instance, addr.clone()));
         Ok(addr)
+    }
+
+    /// The arbiter (thread) a conversation's actor runs on: a stable hash of its id.
+    fn arbiter_for(&self, conv: &ConvId) -> ArbiterHandle {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        conv.hash(&mut h);
+        let i = (h.finish() % self.arbiters.len().max(1) as u64) as usize;
+        self.arbiters[i].clone()
     }
 
     /// The running actor of a group, or a fresh one.
@@ -667,7 +681,9 @@ impl ConversationRegistry {
         }
         let instance = self.next_instance;
         self.next_instance += 1;
-        let addr = GroupActor::new(g, self.deps.clone(), ctx.address(), instance).start();
+        let actor = GroupActor::new(g, self.deps.clone(), ctx.address(), instance);
+        let arbiter = self.arbiter_for(&conv);
+        let addr = GroupActor::start_in_arbiter(&arbiter, move |_| actor);
         self.groups.insert(conv, (instance, addr.clone()));
         Ok(addr)
     }

@@ -54,7 +54,8 @@ impl Db {
         &self.db
     }
 
-    /// Runs `f` on a worker with a pooled connection (reads and single-statement writes).
+    /// Runs `f` on a worker with a pooled connection: reads only (writes go through
+    /// [`Db::write`]).
     pub async fn read<R, F>(&self, f: F) -> Result<R, DbError>
     where
         R: Send + 'static,

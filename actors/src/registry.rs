@@ -152,6 +152,7 @@ impl SessionRegistry {
         }
         for kick in slow {
             self.dropped_slow += 1;
+            log::warn!("user {user}: a session's mailbox is full; disconnecting it as a slow consumer");
             kick.do_send(Kick(KickReason::SlowConsumer));
         }
     }

@@ -86,16 +86,13 @@ impl Authed {
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<Authed>, ApiError> {
     let hash = hash_token(token);
     let now = state.clock.now_ms();
-    let found = state
-        .db
-        .read(move |c| {
-            let found = devices::authenticate(c, &hash, now)?;
-            if let Some((d, _)) = &found {
-                devices::touch(c, d.id, now)?;
-            }
-            Ok(found)
-        })
-        .await?;
+    let found = state.db.read(move |c| devices::authenticate(c, &hash, now)).await?;
+    // Record the device as seen at most once a minute: a write, so it goes through `write`
+    // (which serialises writers on SQLite), and only when it is due.
+    if let Some((d, _)) = found.as_ref().filter(|(d, _)| d.last_seen_at < now - devices::TOUCH_EVERY_MS) {
+        let id = d.id;
+        state.db.write(move |c| devices::touch(c, id, now)).await?;
+    }
     Ok(found.filter(|(_, u)| u.banned_at.is_none()).map(|(d, u)| Authed { user: u, device: DeviceId(d.id) }))
 }
 

@@ -45,6 +45,8 @@ pub struct WsSection {
     pub mailbox: usize,
     /// Encoded bytes waiting for a client that does not read before it is disconnected.
     pub max_outbound_bytes: usize,
+    /// Sends of one session waiting for their ack; more are refused with `overloaded`.
+    pub max_in_flight: usize,
 }
 
 impl Default for WsSection {
@@ -58,6 +60,7 @@ impl Default for WsSection {
             max_refusals: 50,
             mailbox: 1024,
             max_outbound_bytes: 4 * 1024 * 1024,
+            max_in_flight: 256,
         }
     }
 }
@@ -324,6 +327,15 @@ impl Settings {
         }
         if self.ws.frames_per_sec == 0 || self.ws.burst == 0 {
             return bad("ws.frames_per_sec", "frames_per_sec and burst must be positive");
+        }
+        if self.ws.max_in_flight == 0 {
+            return bad("ws.max_in_flight", "must be at least 1");
+        }
+        if self.ws.max_refusals == 0 {
+            return bad("ws.max_refusals", "must be at least 1");
+        }
+        if self.ws.max_outbound_bytes < 64 * 1024 {
+            return bad("ws.max_outbound_bytes", "must be at least 65536");
         }
         if self.ws.mailbox < 16 {
             return bad("ws.mailbox", "must be at least 16");

@@ -9,6 +9,8 @@
 //! - flooding: a token bucket (`ws.frames_per_sec`, `ws.burst`); a frame over the rate gets an
 //!   `error` frame `rate_limited` and is not processed; `ws.max_refusals` refusals in a row close
 //!   with 1008;
+//! - admission: at most `ws.max_in_flight` sends of a session wait for their ack; more get an
+//!   `error` frame `overloaded` (retry later with the same id);
 //! - slow readers: frames wait in a bounded mailbox (`ws.mailbox`) and, once encoded, in a budget
 //!   of `ws.max_outbound_bytes`; a client that does not read is disconnected (1008,
 //!   `slow_consumer`) instead of growing server memory.
@@ -101,6 +103,7 @@ pub async fn connect(
         last_seen: Instant::now(),
         bucket: TokenBucket::new(state.settings.ws.frames_per_sec, state.settings.ws.burst),
         refusals: 0,
+        in_flight: 0,
         outbound: outbound.clone(),
         closing: false,
     };
@@ -125,6 +128,8 @@ pub struct WsSession {
     last_seen: Instant,
     bucket: TokenBucket,
     refusals: u32,
+    /// Sends waiting for their ack (admission control: a session cannot pile up unbounded work).
+    in_flight: usize,
     /// Encoded bytes handed to the connection and not yet taken by the socket writer.
     outbound: Arc<AtomicUsize>,
     closing: bool,
@@ -214,6 +219,10 @@ impl WsSession {
                     return self.error(ctx, "message_too_long", format!("body is over {max} characters"), Some(id));
                 }
                 let Some(kind) = self.check_conv(&conv, Some(&id), ctx) else { return };
+                if self.in_flight >= self.ws.max_in_flight {
+                    let n = self.ws.max_in_flight;
+                    return self.error(ctx, "overloaded", format!("{n} sends await their ack; retry later"), Some(id));
+                }
                 if matches!(kind, ConvKind::Direct(..)) && (!mentions.is_empty() || mention_all) {
                     return self.error(ctx, "mentions_not_allowed", "mentions are for group chats", Some(id));
                 }
@@ -226,13 +235,22 @@ impl WsSession {
                     mention_all,
                 };
                 let hub = self.hub.clone();
+                self.in_flight += 1;
                 let fut = async move { call(&hub, conv, msg).await.and_then(|r| r) };
-                ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
-                    Ok(ack) => {
-                        act.send_frame(ctx, &ServerFrame::Ack { id: ack.id, conv: ack.conv, seq: ack.seq, ts: ack.ts })
-                    }
-                    Err(e) => act.chat_error(ctx, &e, Some(id)),
-                }));
+                ctx.spawn(
+                    fut.into_actor(self)
+                        .map(move |res, act, _| {
+                            act.in_flight = act.in_flight.saturating_sub(1);
+                            res
+                        })
+                        .map(move |res, act, ctx| match res {
+                            Ok(ack) => act.send_frame(
+                                ctx,
+                                &ServerFrame::Ack { id: ack.id, conv: ack.conv, seq: ack.seq, ts: ack.ts },
+                            ),
+                            Err(e) => act.chat_error(ctx, &e, Some(id)),
+                        }),
+                );
             }
             ClientFrame::Delivered { conv, seq } => {
                 if self.check_conv(&conv, None, ctx).is_some() {

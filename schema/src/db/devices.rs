@@ -23,10 +23,13 @@ pub fn authenticate(conn: &mut AnyConnection, token_hash: &str, now: i64) -> Res
         .optional()?)
 }
 
+/// How often a device's `last_seen_at` is refreshed at most.
+pub const TOUCH_EVERY_MS: i64 = 60_000;
+
 /// Marks a device as seen (at most once a minute per device, to spare writes).
 pub fn touch(conn: &mut AnyConnection, id: i64, now: i64) -> Result<(), DbError> {
     diesel::update(devices::table.find(id))
-        .filter(devices::last_seen_at.lt(now - 60_000))
+        .filter(devices::last_seen_at.lt(now - TOUCH_EVERY_MS))
         .set(devices::last_seen_at.eq(now))
         .execute(conn)?;
     Ok(())

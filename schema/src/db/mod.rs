@@ -224,7 +224,9 @@ impl Database {
         applied.map_err(|e| DbError::Migration(e.to_string()))
     }
 
-    /// Runs `f` on a pooled connection (reads, or single-statement writes).
+    /// Runs `f` on a pooled connection: reads only. Every write, even a single statement, goes
+    /// through [`Database::write`]: on SQLite a write outside the writers' lock can make a
+    /// concurrent write transaction fail with `SQLITE_BUSY` ("database is locked").
     pub fn read<R>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<R, DbError>) -> Result<R, DbError> {
         let mut conn = self.get()?;
         f(&mut conn)

@@ -203,7 +203,7 @@ async fn login(state: web::Data<AppState>, body: web::Json<LoginBody>) -> ApiRes
         last_seen_at: now,
         expires_at: now + state.settings.auth.token_ttl_secs * 1000,
     };
-    let device = state.db.read(move |c| devices::insert(c, &new)).await?;
+    let device = state.db.write(move |c| devices::insert(c, &new)).await?;
     Ok(HttpResponse::Ok().json(LoginResponse {
         token,
         device_id: device.id,
@@ -216,7 +216,7 @@ async fn login(state: web::Data<AppState>, body: web::Json<LoginBody>) -> ApiRes
 async fn logout(state: web::Data<AppState>, me: Authed) -> ApiResult<HttpResponse> {
     let now = state.clock.now_ms();
     let (uid, did) = (me.user.id, me.device.0);
-    state.db.read(move |c| devices::revoke(c, uid, did, now)).await?;
+    state.db.write(move |c| devices::revoke(c, uid, did, now)).await?;
     kick_device(&state, me.id(), me.device);
     Ok(HttpResponse::NoContent().finish())
 }
@@ -260,7 +260,7 @@ async fn list_devices(state: web::Data<AppState>, me: Authed) -> ApiResult<HttpR
 async fn revoke_device(state: web::Data<AppState>, me: Authed, path: web::Path<i64>) -> ApiResult<HttpResponse> {
     let now = state.clock.now_ms();
     let (uid, did) = (me.user.id, path.into_inner());
-    if state.db.read(move |c| devices::revoke(c, uid, did, now)).await? {
+    if state.db.write(move |c| devices::revoke(c, uid, did, now)).await? {
         kick_device(&state, me.id(), DeviceId(did));
         Ok(HttpResponse::NoContent().finish())
     } else {

@@ -43,12 +43,40 @@ async fn flooding_is_refused_then_closed() -> TestResult {
 }
 
 #[actix_rt::test]
+async fn sends_beyond_the_in_flight_limit_are_refused_not_queued() -> TestResult {
+    let app = TestApp::spawn_tuned("sqlite", |s| s.ws.max_in_flight = 1).await?;
+    let (a, b) = (app.user("alice").await?, app.user("bob").await?);
+    app.befriend(&a, &b).await?;
+    let conv = conv_of(&a, &b);
+    let mut wa = WsClient::connect(&app, &a).await?;
+    // One text frame carrying nothing but sends would be one frame; send 30 back to back.
+    for i in 0..30 {
+        wa.send(json!({"type": "send", "id": format!("f{i}"), "conv": conv, "body": "x"})).await?;
+    }
+    let (mut acked, mut refused) = (Vec::new(), Vec::new());
+    while acked.len() + refused.len() < 30 {
+        let v = wa.next_within(Duration::from_secs(10)).await?.ok_or("no answer")?;
+        match v["type"].as_str() {
+            Some("ack") => acked.push(v["id"].as_str().unwrap_or_default().to_owned()),
+            Some("error") if v["code"] == "overloaded" => refused.push(v["id"].as_str().unwrap_or_default().to_owned()),
+            _ => return Err(format!("unexpected {v}").into()),
+        }
+    }
+    assert!(!acked.is_empty() && !refused.is_empty(), "acked {acked:?} refused {refused:?}");
+    // A refused send was not stored: resending it later succeeds with a new seq.
+    let again = wa.say(&conv, &refused[0], "x").await?;
+    assert_eq!(again["seq"].as_i64(), Some(acked.len() as i64 + 1));
+    Ok(())
+}
+
+#[actix_rt::test]
 async fn a_slow_reader_is_disconnected_and_loses_nothing() -> TestResult {
     let app = TestApp::spawn_tuned("sqlite", |s| {
         s.ws.frames_per_sec = 100_000;
         s.ws.burst = 100_000;
         s.ws.mailbox = 16;
         s.ws.max_outbound_bytes = 64 * 1024;
+        s.ws.max_in_flight = 100_000;
     })
     .await?;
     let (a, b) = (app.user("alice").await?, app.user("bob").await?);
