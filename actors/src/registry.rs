@@ -6,6 +6,8 @@
 //! rule); its messages stay durable and it catches up with `sync` after reconnecting.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use actix::prelude::*;
 use bytestring::ByteString;
@@ -53,6 +55,9 @@ pub struct SessionHandle {
     pub push: Recipient<Push>,
     /// Control.
     pub kick: Recipient<Kick>,
+    /// Set when the session fell behind: it must drop what is still queued and close at once,
+    /// so the client never sees a stream with a hole in it (it reconnects and syncs instead).
+    pub dropped: Arc<AtomicBool>,
 }
 
 /// A session connected.
@@ -140,20 +145,28 @@ impl SessionRegistry {
     }
 
     fn send_to(&mut self, user: UserId, frame: &Frame, except: Option<DeviceId>) {
-        let Some(devices) = self.users.get(&user) else { return };
+        let Some(devices) = self.users.get_mut(&user) else { return };
         let mut slow = Vec::new();
-        for (device, s) in devices {
+        for (device, s) in devices.iter() {
             if Some(*device) == except {
                 continue;
             }
             if s.push.try_send(Push(frame.clone())).is_err() {
-                slow.push(s.kick.clone());
+                slow.push(*device);
             }
         }
-        for kick in slow {
-            self.dropped_slow += 1;
-            log::warn!("user {user}: a session's mailbox is full; disconnecting it as a slow consumer");
-            kick.do_send(Kick(KickReason::SlowConsumer));
+        for device in slow {
+            // It missed a frame: it gets no more (it will reconnect and sync).
+            if let Some(s) = devices.remove(&device) {
+                self.dropped_slow += 1;
+                log::warn!("user {user} device {device}: session mailbox full; disconnecting a slow consumer");
+                s.dropped.store(true, Ordering::Relaxed);
+                s.kick.do_send(Kick(KickReason::SlowConsumer));
+            }
+        }
+        if devices.is_empty() {
+            self.users.remove(&user);
+            self.presence.do_send(PresenceChanged { user, online: false });
         }
     }
 }

@@ -15,7 +15,7 @@
 //!   of `ws.max_outbound_bytes`; a client that does not read is disconnected (1008,
 //!   `slow_consumer`) instead of growing server memory.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -104,6 +104,7 @@ pub async fn connect(
         bucket: TokenBucket::new(state.settings.ws.frames_per_sec, state.settings.ws.burst),
         refusals: 0,
         in_flight: 0,
+        dropped: Arc::new(AtomicBool::new(false)),
         outbound: outbound.clone(),
         closing: false,
     };
@@ -128,6 +129,8 @@ pub struct WsSession {
     last_seen: Instant,
     bucket: TokenBucket,
     refusals: u32,
+    /// Set by the registry when this session missed a frame (slow consumer).
+    dropped: Arc<AtomicBool>,
     /// Sends waiting for their ack (admission control: a session cannot pile up unbounded work).
     in_flight: usize,
     /// Encoded bytes handed to the connection and not yet taken by the socket writer.
@@ -462,7 +465,12 @@ impl Actor for WsSession {
         self.hub.sessions.do_send(Register {
             user: self.user,
             device: self.device,
-            session: SessionHandle { id: self.id, push: addr.clone().recipient(), kick: addr.recipient() },
+            session: SessionHandle {
+                id: self.id,
+                push: addr.clone().recipient(),
+                kick: addr.recipient(),
+                dropped: self.dropped.clone(),
+            },
         });
         let hello = ServerFrame::Hello {
             user_id: self.user,
@@ -491,6 +499,10 @@ impl Handler<Push> for WsSession {
     type Result = ();
 
     fn handle(&mut self, msg: Push, ctx: &mut Ctx) {
+        if self.dropped.load(Ordering::Relaxed) {
+            // The registry dropped this session (it fell behind): close now, skip the backlog.
+            return self.close(ctx, CloseCode::Policy, "slow_consumer");
+        }
         self.send_text(ctx, msg.0);
     }
 }
