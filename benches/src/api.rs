@@ -188,6 +188,54 @@ impl Api {
     }
 }
 
+/// A group the generator created: its id and conversation.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub id: i64,
+    pub conv: schema::ConvId,
+}
+
+impl Api {
+    /// `POST /api/v1/groups` `{name}` by `owner`, with no other members.
+    pub async fn create_group(&self, owner: &User, name: &str) -> anyhow::Result<Group> {
+        let body = json!({"name": name, "member_ids": []});
+        let (s, v) = self.call(Method::POST, "/api/v1/groups", Some(&owner.token), Some(&body)).await?;
+        if s != StatusCode::CREATED {
+            bail!("create group {name}: {s} {v}");
+        }
+        let id = v["id"].as_i64().ok_or_else(|| anyhow!("create group {name}: no id in {v}"))?;
+        Ok(Group { id, conv: schema::ConvId::group(schema::GroupId(id)) })
+    }
+
+    /// `POST /api/v1/groups/{id}/invites` `{max_uses}` by `by`; returns the link's token.
+    pub async fn create_invite(&self, by: &User, group: i64, max_uses: i64) -> anyhow::Result<String> {
+        let body = json!({"max_uses": max_uses});
+        let path = format!("/api/v1/groups/{group}/invites");
+        let (s, v) = self.call(Method::POST, &path, Some(&by.token), Some(&body)).await?;
+        if s != StatusCode::CREATED {
+            bail!("invite link for group {group}: {s} {v}");
+        }
+        Ok(v["token"].as_str().ok_or_else(|| anyhow!("invite link for group {group}: no token in {v}"))?.to_owned())
+    }
+
+    /// `POST /api/v1/groups/join` `{token}` by `who`, for group `group`. `409 already_member`
+    /// counts as joined (a retried join whose first attempt went through).
+    pub async fn join_group(&self, who: &User, token: &str, group: i64) -> anyhow::Result<()> {
+        let body = json!({"token": token});
+        let (s, v) = self.call(Method::POST, "/api/v1/groups/join", Some(&who.token), Some(&body)).await?;
+        if s == StatusCode::CONFLICT && v["error"] == "already_member" {
+            return Ok(());
+        }
+        if s != StatusCode::OK {
+            bail!("{} joining group {group} by link: {s} {v}", who.username);
+        }
+        match v["id"].as_i64() {
+            Some(id) if id == group => Ok(()),
+            _ => bail!("{} joining group {group} by link: answer {v}", who.username),
+        }
+    }
+}
+
 /// A path with its numeric segments replaced by `{id}` (for grouping retries).
 fn route(path: &str) -> String {
     path.split('/')

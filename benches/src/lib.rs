@@ -1,10 +1,10 @@
 //! `im-loadgen`, the load generator: drives a running `im-server` over its public HTTP API and
 //! WebSockets like real clients, and reports throughput, latency percentiles and anomalies.
 //!
-//! - [`api`]: the HTTP calls (register, login, friends) over awc;
+//! - [`api`]: the HTTP calls (register, login, friends, groups) over awc;
 //! - [`setup`]: populations built through the API, concurrently with a bound;
 //! - [`ws`]: one WebSocket with a reader task and a queued writer task;
-//! - [`scenario`]: one module per scenario (`login`, `direct`);
+//! - [`scenario`]: one module per scenario (`login`, `direct`, `group`);
 //! - [`report`]: HDR latency histograms, percentiles, text and JSON output;
 //! - [`progress`]: the once-a-second progress line on stderr;
 //! - [`sys`]: `/proc` readings (RSS, CPU per thread) and the open-file limit.

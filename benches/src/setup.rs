@@ -118,6 +118,49 @@ pub async fn friend_pairs(
     Ok(out)
 }
 
+/// Splits `users` into groups of `members` (the first of each is its owner): each owner creates
+/// a group and an invite link with `members - 1` uses, and every other member joins through the
+/// link (counter 0 of `progress` counts joins). Returns each group with its members, owner first.
+pub async fn groups_by_invite(
+    api: &Api,
+    prefix: &str,
+    users: Vec<User>,
+    members: usize,
+    concurrency: usize,
+    progress: &Arc<Progress>,
+) -> anyhow::Result<Vec<(crate::api::Group, Vec<User>)>> {
+    let members = members.max(1);
+    let chunks: Vec<Vec<User>> = users.chunks(members).map(<[User]>::to_vec).collect();
+    progress.setup_phase("groups", chunks.len());
+    let made = bounded(chunks, concurrency, |chunk| async move {
+        let owner = chunk.first().context("an empty group")?;
+        let group = api.create_group(owner, &format!("{prefix} load {}", owner.id)).await?;
+        let token = if chunk.len() > 1 {
+            Some(api.create_invite(owner, group.id, chunk.len() as i64 - 1).await?)
+        } else {
+            None
+        };
+        progress.add(0, 1);
+        Ok((group, token, chunk))
+    })
+    .await
+    .context("creating groups")?;
+    let joins: Vec<(i64, String, User)> = made
+        .iter()
+        .filter_map(|(g, t, chunk)| t.as_ref().map(|t| (g, t, chunk)))
+        .flat_map(|(g, t, chunk)| chunk.iter().skip(1).map(move |u| (g.id, t.clone(), u.clone())))
+        .collect();
+    progress.setup_phase("join", joins.len());
+    bounded(joins, concurrency, |(gid, token, u)| async move {
+        api.join_group(&u, &token, gid).await?;
+        progress.add(0, 1);
+        Ok(())
+    })
+    .await
+    .context("joining groups by invite link")?;
+    Ok(made.into_iter().map(|(g, _, chunk)| (g, chunk)).collect())
+}
+
 /// The 1:1 conversation id of two users (`d:<low>:<high>`).
 pub fn direct_conv(a: &User, b: &User) -> schema::ConvId {
     schema::ConvId::direct(schema::UserId(a.id), schema::UserId(b.id))

@@ -3,6 +3,7 @@
 //! ```text
 //! im-loadgen login  --url http://127.0.0.1:8080 --users 16 --concurrency 8 --duration 20
 //! im-loadgen direct --url http://127.0.0.1:8080 --pairs 200 --rate 5000 --duration 20 --warmup 2
+//! im-loadgen group  --url http://127.0.0.1:8080 --groups 1 --members 1000 --rate 100 --duration 15
 //! ```
 //!
 //! The summary goes to stdout (text, or JSON with `--json`), a progress line to stderr once a
@@ -13,7 +14,7 @@
 use std::process::ExitCode;
 
 use benches::report::{emit, emit_json};
-use benches::scenario::{direct, login, Outcome};
+use benches::scenario::{direct, group, login, Outcome};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -29,6 +30,8 @@ enum Command {
     Login(login::Args),
     /// Friend pairs on WebSockets sending 1:1 messages open-loop at a target rate.
     Direct(direct::Args),
+    /// Groups of members on WebSockets; senders post to their group open-loop at a target rate.
+    Group(group::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
     let (json, res) = match cli.command {
         Command::Login(a) => (a.common.json, login::run(a)),
         Command::Direct(a) => (a.common.json, direct::run(a)),
+        Command::Group(a) => (a.common.json, group::run(a)),
     };
     match res {
         Ok(outcome) => report(outcome, json),

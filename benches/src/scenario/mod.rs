@@ -2,11 +2,12 @@
 //! builds its population with [`crate::setup`], drives the server and returns an [`Outcome`]:
 //! the JSON summary, the human one, and the failures that make the run exit non-zero.
 //!
-//! To add one (idle, group, multi-node...): a module here with an `Args` struct deriving
+//! To add one (idle, multi-node...): a module here with an `Args` struct deriving
 //! `clap::Args` and a `run(args) -> anyhow::Result<Outcome>`, and a variant in the binary's
 //! `Command` enum.
 
 pub mod direct;
+pub mod group;
 pub mod login;
 
 use std::time::Duration;
