@@ -129,9 +129,10 @@ impl DbUrl {
                     }
                 }
                 let mut conn = diesel::SqliteConnection::establish(path)?;
+                // busy_timeout first: the journal-mode switch itself may wait for another writer.
                 conn.batch_execute(&format!(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};"
+                    "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
                 ))?;
                 Ok(AnyConnection::Sqlite(conn))
             }
