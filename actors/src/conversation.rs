@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use schema::db::{conversations, friends, DbError};
-use schema::message::{MessageKind, MessageRecord, Page};
+use schema::message::{MessageKind, MessageRecord};
 use schema::protocol::{ServerFrame, WireMessage};
 use schema::{Clock, ConvId, ConvKind, DeviceId, UserId};
 
@@ -21,12 +21,10 @@ use crate::db::Db;
 use crate::group::GroupActor;
 use crate::hub::ChatSettings;
 use crate::registry::{DeliverToUser, SessionRegistry};
-use crate::sequencer::{persist, replay, Sequenced, Sequencer, DEDUP_PRELOAD};
+use crate::sequencer::{load_tail, persist, replay, stop_when_idle, Sequenced, Sequencer};
 use crate::store::MessageStore;
 use crate::writer::MessageWriter;
 
-/// How often an actor checks whether it is idle.
-pub const IDLE_CHECK: Duration = Duration::from_secs(10);
 /// How often coalesced delivered marks are written.
 pub const MARK_FLUSH: Duration = Duration::from_millis(500);
 
@@ -292,6 +290,10 @@ impl Sequenced for ConversationActor {
         self.deps.writer.clone()
     }
 
+    fn last_active(&self) -> Instant {
+        self.last_active
+    }
+
     fn deliver(&mut self, rec: &MessageRecord, origin: Option<DeviceId>) {
         let wire = WireMessage::from(rec);
         let peer = self.peer(rec.sender);
@@ -321,9 +323,7 @@ impl Actor for ConversationActor {
                     .await
                     .map_err(|e| e.to_string())?;
             }
-            let max = deps.store.max_seq(conv.clone()).await.map_err(|e| e.to_string())?;
-            let recent =
-                deps.store.page(conv, Page::Before(max + 1), 0, DEDUP_PRELOAD).await.map_err(|e| e.to_string())?;
+            let (max, recent) = load_tail(deps.store.as_ref(), conv).await?;
             Ok::<_, String>((policy, max, recent))
         };
         ctx.wait(load.into_actor(self).map(|res, act, ctx| match res {
@@ -336,12 +336,7 @@ impl Actor for ConversationActor {
                 ctx.stop();
             }
         }));
-        let idle = self.deps.settings.conversation_idle;
-        ctx.run_interval(IDLE_CHECK.min(idle), move |act, ctx| {
-            if !act.seq.busy() && act.last_active.elapsed() >= idle {
-                ctx.stop();
-            }
-        });
+        stop_when_idle(ctx, self.deps.settings.conversation_idle);
         ctx.run_interval(MARK_FLUSH, |act, _| act.flush_delivered());
     }
 

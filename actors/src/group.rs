@@ -16,17 +16,17 @@ use actix::prelude::*;
 use schema::db::groups::{self as q, role, GroupUpdate};
 use schema::db::models::Group;
 use schema::db::{conversations, friends, DbError};
-use schema::message::{MessageKind, MessageRecord, Page};
+use schema::message::{MessageKind, MessageRecord};
 use schema::protocol::{ServerFrame, WireMessage};
 use schema::{ConvId, DeviceId, GroupId, UserId};
 use serde_json::json;
 
 use crate::conversation::{
     Ack, ChatError, ConversationDeps, ConversationRegistry, ConversationStopped, MarkDelivered, MarkRead, PostMessage,
-    RecallMessage, Refresh, Typing, IDLE_CHECK,
+    RecallMessage, Refresh, Typing,
 };
 use crate::registry::{DeliverToUser, DeliverToUsers};
-use crate::sequencer::{persist, replay, Sequenced, Sequencer, DEDUP_PRELOAD};
+use crate::sequencer::{load_tail, persist, replay, stop_when_idle, Sequenced, Sequencer};
 use crate::writer::MessageWriter;
 
 static SYSTEM_IDS: AtomicU64 = AtomicU64::new(1);
@@ -315,6 +315,10 @@ impl Sequenced for GroupActor {
         self.deps.writer.clone()
     }
 
+    fn last_active(&self) -> Instant {
+        self.last_active
+    }
+
     fn deliver(&mut self, rec: &MessageRecord, origin: Option<DeviceId>) {
         let wire = WireMessage::from(rec);
         // Exactly the members whose history includes this seq: joined before it, not left before it.
@@ -377,9 +381,7 @@ impl Actor for GroupActor {
                 })
                 .await
                 .map_err(|e| e.to_string())?;
-            let max = deps.store.max_seq(conv.clone()).await.map_err(|e| e.to_string())?;
-            let recent =
-                deps.store.page(conv, Page::Before(max + 1), 0, DEDUP_PRELOAD).await.map_err(|e| e.to_string())?;
+            let (max, recent) = load_tail(deps.store.as_ref(), conv).await?;
             Ok::<Loaded, String>((info, members, quiet, max, recent))
         };
         ctx.wait(load.into_actor(self).map(|res, act, ctx| match res {
@@ -402,12 +404,7 @@ impl Actor for GroupActor {
                 ctx.stop();
             }
         }));
-        let idle = self.deps.settings.conversation_idle;
-        ctx.run_interval(IDLE_CHECK.min(idle), move |act, ctx| {
-            if !act.seq.busy() && act.last_active.elapsed() >= idle {
-                ctx.stop();
-            }
-        });
+        stop_when_idle(ctx, self.deps.settings.conversation_idle);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {

@@ -178,6 +178,32 @@ pub trait Sequenced: Actor<Context = Context<Self>> {
     fn writer(&self) -> Addr<MessageWriter>;
     /// Delivers a durable message to its recipients (`origin`: the sending device, skipped).
     fn deliver(&mut self, rec: &MessageRecord, origin: Option<DeviceId>);
+    /// When the actor last handled traffic.
+    fn last_active(&self) -> std::time::Instant;
+}
+
+/// How often an actor checks whether it is idle.
+pub const IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Stops the actor once nothing is in flight and it had no traffic for `idle`.
+pub fn stop_when_idle<A: Sequenced>(ctx: &mut Context<A>, idle: std::time::Duration) {
+    ctx.run_interval(IDLE_CHECK.min(idle), move |act, ctx| {
+        if !act.sequencer().busy() && act.last_active().elapsed() >= idle {
+            ctx.stop();
+        }
+    });
+}
+
+/// The store's highest seq of `conv` and its last [`DEDUP_PRELOAD`] messages, to seed a
+/// [`Sequencer`].
+pub async fn load_tail(
+    store: &dyn crate::store::MessageStore,
+    conv: ConvId,
+) -> Result<(i64, Vec<MessageRecord>), String> {
+    let max = store.max_seq(conv.clone()).await.map_err(|e| e.to_string())?;
+    let recent =
+        store.page(conv, schema::message::Page::Before(max + 1), 0, DEDUP_PRELOAD).await.map_err(|e| e.to_string())?;
+    Ok((max, recent))
 }
 
 /// Answers a known client id from the dedup window, if it is known.
