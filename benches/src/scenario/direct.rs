@@ -23,7 +23,7 @@ use schema::protocol::ClientFrame;
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use super::{Common, Outcome, Watch};
+use super::{run_window, Common, Outcome, Watch, Window};
 use crate::api::{Api, User};
 use crate::progress::Progress;
 use crate::report::{bump, counts_inline, merge_counts, per_sec, Counts, Latency, Text};
@@ -365,45 +365,8 @@ fn run_inner(args: &Args, progress: &Arc<Progress>) -> anyhow::Result<Outcome> {
         handles.push(h);
     }
     drop(ready_tx);
-    let mut failed = None;
-    for _ in 0..threads {
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                failed = Some(e);
-                break;
-            }
-            Err(_) => {
-                failed = Some(anyhow!("a generator thread ended during connect"));
-                break;
-            }
-        }
-    }
-    if let Some(e) = failed {
-        drop(starts);
-        for h in handles {
-            let _ = h.join();
-        }
-        return Err(e.context("connecting WebSockets"));
-    }
-
-    // All connected: a common start a little ahead, then watch the window from this thread.
-    let t0 = Instant::now() + Duration::from_millis(200);
-    progress.phase("start");
-    progress.reset();
-    for s in starts {
-        let _ = s.send(t0);
-    }
-    progress.phase(if args.warmup > 0 { "warmup" } else { "run" });
-    let window_start = t0 + Duration::from_secs(args.warmup);
-    let window_end = window_start + Duration::from_secs(args.duration);
-    let mut watch = Watch::new(c.pid);
-    sleep_until(window_start);
-    progress.phase("run");
-    watch.start();
-    sleep_until(window_end);
-    watch.stop();
-    progress.phase("drain");
+    let window = Window { warmup: args.warmup, duration: args.duration, lead: Duration::from_millis(200) };
+    let (_, watch, handles) = run_window(&ready_rx, starts, handles, progress, window, c.pid)?;
 
     let mut total = ShardResult::default();
     for h in handles {
@@ -411,13 +374,6 @@ fn run_inner(args: &Args, progress: &Arc<Progress>) -> anyhow::Result<Outcome> {
         total.merge(r);
     }
     Ok(summarize(args, &total, &watch, setup_secs))
-}
-
-fn sleep_until(t: Instant) {
-    let now = Instant::now();
-    if t > now {
-        std::thread::sleep(t - now);
-    }
 }
 
 /// One generator thread: connect, wait for the start, send on schedule, drain, count.

@@ -10,10 +10,15 @@ pub mod direct;
 pub mod group;
 pub mod login;
 
-use std::time::Duration;
+use std::sync::mpsc::Receiver;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use anyhow::anyhow;
 use serde_json::{json, Value};
+use tokio::sync::oneshot;
 
+use crate::progress::Progress;
 use crate::report::Text;
 use crate::sys::{self, CpuSnapshot, CpuUsage};
 
@@ -143,4 +148,74 @@ impl Watch {
 
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
+}
+
+/// The timing of a measured run: warm-up and window lengths (seconds), and how far ahead of
+/// "everyone connected" the common start is.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub warmup: u64,
+    pub duration: u64,
+    pub lead: Duration,
+}
+
+/// The part of a multi-threaded run every scenario shares: waits until each generator thread has
+/// connected (one message per thread on `ready`), sends them all a common start time, and
+/// watches the warm-up and measured window from this thread. On a failed connect it joins the
+/// threads and fails. Returns the start time, the window's CPU watch and the threads to join.
+pub fn run_window<T>(
+    ready: &Receiver<anyhow::Result<()>>,
+    starts: Vec<oneshot::Sender<Instant>>,
+    handles: Vec<JoinHandle<T>>,
+    progress: &Progress,
+    window: Window,
+    pid: Option<u32>,
+) -> anyhow::Result<(Instant, Watch, Vec<JoinHandle<T>>)> {
+    let mut failed = None;
+    for _ in 0..handles.len() {
+        match ready.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                failed = Some(e);
+                break;
+            }
+            Err(_) => {
+                failed = Some(anyhow!("a generator thread ended during connect"));
+                break;
+            }
+        }
+    }
+    if let Some(e) = failed {
+        drop(starts);
+        for h in handles {
+            let _ = h.join();
+        }
+        return Err(e.context("connecting WebSockets"));
+    }
+
+    // All connected: a common start a little ahead, then watch the window from this thread.
+    let t0 = Instant::now() + window.lead;
+    progress.phase("start");
+    progress.reset();
+    for s in starts {
+        let _ = s.send(t0);
+    }
+    progress.phase(if window.warmup > 0 { "warmup" } else { "run" });
+    let window_start = t0 + Duration::from_secs(window.warmup);
+    let window_end = window_start + Duration::from_secs(window.duration);
+    let mut watch = Watch::new(pid);
+    sleep_until(window_start);
+    progress.phase("run");
+    watch.start();
+    sleep_until(window_end);
+    watch.stop();
+    progress.phase("drain");
+    Ok((t0, watch, handles))
+}
+
+fn sleep_until(t: Instant) {
+    let now = Instant::now();
+    if t > now {
+        std::thread::sleep(t - now);
+    }
 }
