@@ -17,11 +17,13 @@ use schema::message::{MessageKind, MessageRecord};
 use schema::protocol::{ServerFrame, WireMessage};
 use schema::{Clock, ConvId, ConvKind, DeviceId, UserId};
 
+use crate::cluster::bus::{BusOut, ClusterBus};
+use crate::cluster::seq::SeqSource;
 use crate::db::Db;
 use crate::group::GroupActor;
 use crate::hub::ChatSettings;
 use crate::registry::{DeliverToUser, SessionRegistry};
-use crate::sequencer::{load_tail, persist, replay, stop_when_idle, Sequenced, Sequencer};
+use crate::sequencer::{load_tail, post, replay, stop_when_idle, Sequenced, Sequencer};
 use crate::store::MessageStore;
 use crate::writer::MessageWriter;
 
@@ -184,6 +186,19 @@ pub struct ConversationDeps {
     pub(crate) settings: Arc<ChatSettings>,
     pub(crate) sessions: Addr<SessionRegistry>,
     pub(crate) writer: Addr<MessageWriter>,
+    /// Seqs from Redis in a cluster; `None` on a single node.
+    pub(crate) seqs: Option<SeqSource>,
+    /// The cluster bus, once started (never on a single node).
+    pub(crate) bus: Arc<std::sync::OnceLock<Addr<ClusterBus>>>,
+}
+
+impl ConversationDeps {
+    /// Publishes to other nodes, if this node is in a cluster.
+    pub(crate) fn publish(&self, msg: BusOut) {
+        if let Some(bus) = self.bus.get() {
+            bus.do_send(msg);
+        }
+    }
 }
 
 /// Friendship and notification settings of the pair, loaded at start and on [`Refresh`].
@@ -290,6 +305,14 @@ impl Sequenced for ConversationActor {
         self.deps.writer.clone()
     }
 
+    fn seq_source(&self) -> Option<SeqSource> {
+        self.deps.seqs.clone()
+    }
+
+    fn store(&self) -> Arc<dyn MessageStore> {
+        self.deps.store.clone()
+    }
+
     fn last_active(&self) -> Instant {
         self.last_active
     }
@@ -357,10 +380,9 @@ impl Handler<PostMessage> for ConversationActor {
         if !self.policy.friends {
             return Box::pin(fut::ready(Err(ChatError::NotFriends)));
         }
-        let seq = self.seq.assign(msg.sender, &msg.client_id);
         let rec = MessageRecord {
             conv: self.conv.clone(),
-            seq,
+            seq: 0,
             sender: msg.sender,
             client_id: msg.client_id,
             kind: MessageKind::Text,
@@ -370,7 +392,7 @@ impl Handler<PostMessage> for ConversationActor {
             ts: self.deps.clock.now_ms(),
             recalled_at: None,
         };
-        persist(self, rec, Some(msg.device))
+        post(self, rec, Some(msg.device))
     }
 }
 
@@ -520,11 +542,31 @@ pub struct GetConversation {
     pub conv: ConvId,
 }
 
-/// Forward [`Refresh`] to the actor of `conv` if one runs; resolves once it has re-read.
+/// Forward [`Refresh`] to the actor of `conv` if one runs; resolves once it has re-read. With
+/// `cluster`, actors of `conv` on other nodes are told as well.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct RefreshConversation {
     pub conv: ConvId,
+    pub cluster: bool,
+}
+
+/// Another node assigned `seq` in `conv`: a running actor here learns it (read marks and
+/// delivery receipts are bounded by the highest seq an actor knows).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Observe {
+    pub conv: ConvId,
+    pub seq: i64,
+}
+
+/// A durable group message published by another node: the group's actor here delivers it to
+/// its members on this node.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RemoteGroupMessage {
+    pub record: MessageRecord,
+    pub origin: Option<DeviceId>,
 }
 
 /// How many conversation actors run.
@@ -552,7 +594,7 @@ impl ConversationRegistry {
         sessions: Addr<SessionRegistry>,
         writer: Addr<MessageWriter>,
     ) -> ConversationDeps {
-        ConversationDeps { db, store, clock, settings, sessions, writer }
+        ConversationDeps { db, store, clock, settings, sessions, writer, seqs: None, bus: Default::default() }
     }
 
     /// An empty registry.
@@ -716,6 +758,9 @@ impl Handler<RefreshConversation> for ConversationRegistry {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, msg: RefreshConversation, _: &mut Context<Self>) -> Self::Result {
+        if msg.cluster {
+            self.deps.publish(BusOut::Refresh { conv: msg.conv.clone() });
+        }
         let refresh = self.actors.get(&msg.conv).map(|(_, addr)| addr.send(Refresh));
         let refresh_group = self.groups.get(&msg.conv).map(|(_, addr)| addr.send(Refresh));
         Box::pin(async move {
@@ -726,6 +771,37 @@ impl Handler<RefreshConversation> for ConversationRegistry {
                 let _ = r.await;
             }
         })
+    }
+}
+
+impl Handler<Observe> for ConversationRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Observe, _: &mut Context<Self>) {
+        if let Some((_, addr)) = self.actors.get(&msg.conv) {
+            addr.do_send(msg);
+        } else if let Some((_, addr)) = self.groups.get(&msg.conv) {
+            addr.do_send(msg);
+        }
+    }
+}
+
+impl Handler<RemoteGroupMessage> for ConversationRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteGroupMessage, ctx: &mut Context<Self>) {
+        match self.group(msg.record.conv.clone(), ctx) {
+            Ok(addr) => addr.do_send(msg),
+            Err(e) => log::warn!("remote message for {} not delivered: {e}", msg.record.conv),
+        }
+    }
+}
+
+impl Handler<Observe> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Observe, _: &mut Context<Self>) {
+        self.seq.observe(msg.seq);
     }
 }
 

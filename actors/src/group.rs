@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -21,12 +22,15 @@ use schema::protocol::{ServerFrame, WireMessage};
 use schema::{ConvId, DeviceId, GroupId, UserId};
 use serde_json::json;
 
+use crate::cluster::bus::BusOut;
+use crate::cluster::seq::SeqSource;
 use crate::conversation::{
-    Ack, ChatError, ConversationDeps, ConversationRegistry, ConversationStopped, MarkDelivered, MarkRead, PostMessage,
-    RecallMessage, Refresh, Typing,
+    Ack, ChatError, ConversationDeps, ConversationRegistry, ConversationStopped, MarkDelivered, MarkRead, Observe,
+    PostMessage, RecallMessage, Refresh, RemoteGroupMessage, Typing,
 };
-use crate::registry::{DeliverToUser, DeliverToUsers};
-use crate::sequencer::{load_tail, persist, replay, stop_when_idle, Sequenced, Sequencer};
+use crate::registry::{DeliverLocal, DeliverToUser, DeliverToUsers};
+use crate::sequencer::{load_tail, post, replay, stop_when_idle, Sequenced, Sequencer};
+use crate::store::MessageStore;
 use crate::writer::MessageWriter;
 
 static SYSTEM_IDS: AtomicU64 = AtomicU64::new(1);
@@ -137,11 +141,19 @@ impl GroupActor {
         Ok(g)
     }
 
+    /// A frame for `users` on every node: local sessions directly, other nodes through one
+    /// envelope on the group's channel.
     fn to_users(&self, users: Vec<UserId>, frame: &ServerFrame) {
         if users.is_empty() {
             return;
         }
-        let msg = DeliverToUsers { users, frame: frame.encode().into() };
+        let frame: crate::registry::Frame = frame.encode().into();
+        self.deps.publish(BusOut::GroupFrame { conv: self.conv.clone(), users: users.clone(), frame: frame.clone() });
+        self.to_local_users(users, frame);
+    }
+
+    fn to_local_users(&self, users: Vec<UserId>, frame: crate::registry::Frame) {
+        let msg = DeliverToUsers { users, frame, cluster: false };
         if self.deps.sessions.try_send(msg).is_err() {
             log::warn!("session registry overloaded; a group frame was dropped (clients catch up with sync)");
         }
@@ -151,10 +163,9 @@ impl GroupActor {
     /// the future persists and delivers it.
     fn system(&mut self, by: UserId, body: serde_json::Value) -> ResponseActFuture<Self, ()> {
         let client_id = format!("sys-{}-{}", self.deps.clock.now_ms(), SYSTEM_IDS.fetch_add(1, Ordering::Relaxed));
-        let seq = self.seq.assign(by, &client_id);
         let rec = MessageRecord {
             conv: self.conv.clone(),
-            seq,
+            seq: 0,
             sender: by,
             client_id,
             kind: MessageKind::System,
@@ -164,7 +175,7 @@ impl GroupActor {
             ts: self.deps.clock.now_ms(),
             recalled_at: None,
         };
-        Box::pin(persist(self, rec, None).map(|res, act, _| {
+        Box::pin(post(self, rec, None).map(|res, act, _| {
             if let Err(e) = res {
                 log::warn!("group {}: system message not stored: {e}", act.group);
             }
@@ -319,7 +330,25 @@ impl Sequenced for GroupActor {
         self.last_active
     }
 
+    fn seq_source(&self) -> Option<SeqSource> {
+        self.deps.seqs.clone()
+    }
+
+    fn store(&self) -> Arc<dyn MessageStore> {
+        self.deps.store.clone()
+    }
+
     fn deliver(&mut self, rec: &MessageRecord, origin: Option<DeviceId>) {
+        // One envelope for every other node with members online, then this node's members.
+        self.deps.publish(BusOut::Group { record: rec.clone(), origin });
+        self.fan_out(rec, origin, false);
+    }
+}
+
+impl GroupActor {
+    /// Delivers a durable message to the members online on this node. `remote`: it was
+    /// sequenced by another node (which also did the once-only side effects).
+    fn fan_out(&mut self, rec: &MessageRecord, origin: Option<DeviceId>, remote: bool) {
         let wire = WireMessage::from(rec);
         // Exactly the members whose history includes this seq: joined before it, not left before it.
         let recipients: Vec<UserId> = self
@@ -339,15 +368,15 @@ impl Sequenced for GroupActor {
             variants.entry((silent, mentioned.contains(&u))).or_default().push(u);
         }
         for ((silent, m), users) in variants {
-            self.to_users(users, &ServerFrame::Msg { msg: wire.clone(), silent, mentioned: m });
+            self.to_local_users(users, ServerFrame::Msg { msg: wire.clone(), silent, mentioned: m }.encode().into());
         }
         // The sender's other devices (or all of them for system messages).
         let own = ServerFrame::Msg { msg: wire, silent: true, mentioned: false };
-        let frame = DeliverToUser { user: rec.sender, frame: own.encode().into(), except: origin };
+        let frame = DeliverLocal { user: rec.sender, frame: own.encode().into(), except: origin };
         if recipients.contains(&rec.sender) && self.deps.sessions.try_send(frame).is_err() {
             log::warn!("session registry overloaded; a group frame was dropped");
         }
-        if !mentioned.is_empty() && rec.kind == MessageKind::Text {
+        if !remote && !mentioned.is_empty() && rec.kind == MessageKind::Text {
             let (db, conv, seq) = (self.deps.db.clone(), self.conv.clone(), rec.seq);
             let users: Vec<i64> = mentioned.iter().filter(|u| **u != rec.sender).map(|u| u.0).collect();
             actix::spawn(async move {
@@ -366,38 +395,15 @@ impl Actor for GroupActor {
         let deps = self.deps.clone();
         let (group, conv) = (self.group, self.conv.clone());
         let load = async move {
-            let c = conv.clone();
-            let (info, members, quiet) = deps
-                .db
-                .read(move |db| {
-                    let info = q::find(db, group.0)?;
-                    let members = q::active_members(db, group.0)?;
-                    let quiet = conversations::states(db, c.as_str())?
-                        .into_iter()
-                        .filter(|s| s.dnd)
-                        .map(|s| UserId(s.user_id))
-                        .collect::<HashSet<_>>();
-                    Ok((info, members, quiet))
-                })
-                .await
-                .map_err(|e| e.to_string())?;
+            let (info, members, quiet) =
+                load_state(deps.db.clone(), group, conv.clone()).await.map_err(|e| e.to_string())?;
             let (max, recent) = load_tail(deps.store.as_ref(), conv).await?;
             Ok::<Loaded, String>((info, members, quiet, max, recent))
         };
         ctx.wait(load.into_actor(self).map(|res, act, ctx| match res {
             Ok((info, members, quiet, max, recent)) => {
-                act.info = info;
-                act.members = members
-                    .into_iter()
-                    .map(|m| {
-                        (
-                            UserId(m.user_id),
-                            Member { role: m.role, muted_until: m.muted_until, joined_seq: m.joined_seq },
-                        )
-                    })
-                    .collect();
-                act.quiet = quiet;
                 act.seq.seed(max, recent);
+                act.set_state(info, members, quiet);
             }
             Err(e) => {
                 log::error!("group {} failed to start: {e}", act.group);
@@ -440,13 +446,12 @@ impl Handler<PostMessage> for GroupActor {
             Ok(None) => {}
             Err(e) => return Box::pin(fut::ready(Err(e))),
         }
-        let seq = self.seq.assign(msg.sender, &msg.client_id);
         let mut mentions = msg.mentions;
         mentions.sort();
         mentions.dedup();
         let rec = MessageRecord {
             conv: self.conv.clone(),
-            seq,
+            seq: 0,
             sender: msg.sender,
             client_id: msg.client_id,
             kind: MessageKind::Text,
@@ -456,7 +461,7 @@ impl Handler<PostMessage> for GroupActor {
             ts: now,
             recalled_at: None,
         };
-        persist(self, rec, Some(msg.device))
+        post(self, rec, Some(msg.device))
     }
 }
 
@@ -530,16 +535,89 @@ impl Handler<Typing> for GroupActor {
 }
 
 impl Handler<Refresh> for GroupActor {
-    type Result = ResponseActFuture<Self, ()>;
+    /// Atomic: nothing is delivered while the group is being re-read.
+    type Result = AtomicResponse<Self, ()>;
 
-    /// Re-reads the members' do-not-disturb settings.
+    /// Re-reads the group, its members and their do-not-disturb settings (a setting changed
+    /// here, or a change made through another node).
     fn handle(&mut self, _: Refresh, _: &mut Context<Self>) -> Self::Result {
-        let (db, conv) = (self.deps.db.clone(), self.conv.clone());
-        let load = async move { db.read(move |c| conversations::states(c, conv.as_str())).await };
-        Box::pin(load.into_actor(self).map(|res, act, _| match res {
-            Ok(states) => act.quiet = states.into_iter().filter(|s| s.dnd).map(|s| UserId(s.user_id)).collect(),
-            Err(e) => log::warn!("group {}: settings not refreshed: {e}", act.group),
-        }))
+        let load = load_state(self.deps.db.clone(), self.group, self.conv.clone());
+        AtomicResponse::new(Box::pin(load.into_actor(self).map(|res, act, _| match res {
+            Ok((info, members, quiet)) => act.set_state(info, members, quiet),
+            Err(e) => log::warn!("group {}: not refreshed: {e}", act.group),
+        })))
+    }
+}
+
+impl Handler<Observe> for GroupActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Observe, _: &mut Context<Self>) {
+        self.seq.observe(msg.seq);
+    }
+}
+
+impl Handler<RemoteGroupMessage> for GroupActor {
+    type Result = AtomicResponse<Self, ()>;
+
+    /// A message another node sequenced: delivered to this node's members. A system message may
+    /// change who they are, so the group is re-read first.
+    fn handle(&mut self, msg: RemoteGroupMessage, _: &mut Context<Self>) -> Self::Result {
+        self.last_active = Instant::now();
+        self.seq.observe(msg.record.seq);
+        if msg.record.kind != MessageKind::System {
+            self.fan_out(&msg.record, msg.origin, true);
+            return AtomicResponse::new(Box::pin(fut::ready(())));
+        }
+        let load = load_state(self.deps.db.clone(), self.group, self.conv.clone());
+        AtomicResponse::new(Box::pin(load.into_actor(self).map(move |res, act, _| {
+            match res {
+                Ok((info, members, quiet)) => act.set_state(info, members, quiet),
+                Err(e) => log::warn!("group {}: not refreshed: {e}", act.group),
+            }
+            act.fan_out(&msg.record, msg.origin, true);
+        })))
+    }
+}
+
+type State = (Option<Group>, Vec<schema::db::models::GroupMember>, HashSet<UserId>);
+
+/// Reads a group, its active members and who of them silenced it.
+async fn load_state(db: crate::db::Db, group: GroupId, conv: ConvId) -> Result<State, DbError> {
+    db.read(move |c| {
+        let info = q::find(c, group.0)?;
+        let members = q::active_members(c, group.0)?;
+        let quiet = conversations::states(c, conv.as_str())?
+            .into_iter()
+            .filter(|s| s.dnd)
+            .map(|s| UserId(s.user_id))
+            .collect::<HashSet<_>>();
+        Ok((info, members, quiet))
+    })
+    .await
+}
+
+impl GroupActor {
+    fn set_state(
+        &mut self,
+        info: Option<Group>,
+        members: Vec<schema::db::models::GroupMember>,
+        quiet: HashSet<UserId>,
+    ) {
+        self.info = info;
+        let fresh: HashMap<UserId, Member> = members
+            .into_iter()
+            .map(|m| (UserId(m.user_id), Member { role: m.role, muted_until: m.muted_until, joined_seq: m.joined_seq }))
+            .collect();
+        // Members gone since the last read keep receiving up to their leave point (the
+        // announcing message), which the database has; here the highest seq known is the bound.
+        for u in self.members.keys() {
+            if !fresh.contains_key(u) {
+                self.departed.entry(*u).or_insert(self.seq.max_seq());
+            }
+        }
+        self.members = fresh;
+        self.quiet = quiet;
     }
 }
 
@@ -607,6 +685,16 @@ impl Handler<GroupCommand> for GroupActor {
                     Err(e) => return Box::pin(fut::ready(Err(e.into()))),
                 };
                 act.info = info;
+                // Actors of this group on other nodes re-read it before the announcements reach
+                // them (one publisher, so envelopes keep their order), and the nodes of joining or
+                // leaving members adjust their subscriptions.
+                act.deps.publish(BusOut::Refresh { conv: act.conv.clone() });
+                for u in &plan.add {
+                    act.deps.publish(BusOut::GroupInterest { user: *u, conv: act.conv.clone(), add: true });
+                }
+                if let Some(r) = plan.remove {
+                    act.deps.publish(BusOut::GroupInterest { user: r, conv: act.conv.clone(), add: false });
+                }
                 for u in &plan.add {
                     act.members
                         .insert(*u, Member { role: role::MEMBER.into(), muted_until: None, joined_seq: next - 1 });
@@ -648,7 +736,12 @@ impl Handler<GroupCommand> for GroupActor {
                         act.departed.insert(r, next);
                         if kicked {
                             let data = json!({"group_id": act.group});
-                            act.to_users(vec![r], &ServerFrame::Event { event: "group_removed".into(), data });
+                            let frame = ServerFrame::Event { event: "group_removed".into(), data }.encode();
+                            let _ = act.deps.sessions.try_send(DeliverToUser {
+                                user: r,
+                                frame: frame.into(),
+                                except: None,
+                            });
                         }
                     }
                     Ok(())

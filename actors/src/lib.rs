@@ -14,10 +14,12 @@
 //! - [`presence`]: `Presence`, online/offline frames to friends.
 //! - [`hub`]: [`hub::Hub`], the addresses of a node's actors, and [`hub::Hub::start`].
 
+pub mod cluster;
 pub mod conversation;
 pub mod db;
 pub mod group;
 pub mod hub;
+pub mod metrics;
 pub mod presence;
 pub mod registry;
 pub mod sequencer;

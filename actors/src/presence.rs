@@ -1,6 +1,6 @@
 //! `Presence`: tells a user's friends when the user comes online (first device) or goes offline
-//! (last device). On one node the registry's map is the source of truth; the cluster work moves
-//! it to Redis.
+//! (last device), wherever the friends are connected. On one node the registry decides the
+//! transitions; in a cluster, Redis does ([`crate::cluster::presence`]).
 
 use actix::prelude::*;
 use schema::db::friends;
@@ -65,7 +65,8 @@ impl Handler<PresenceChanged> for Presence {
             };
             if let Some(r) = registry {
                 let frame = ServerFrame::Presence { user_id: msg.user, online: msg.online }.encode();
-                let msg = DeliverToUsers { users: ids.into_iter().map(UserId).collect(), frame: frame.into() };
+                let msg =
+                    DeliverToUsers { users: ids.into_iter().map(UserId).collect(), frame: frame.into(), cluster: true };
                 if r.try_send(msg).is_err() {
                     log::warn!("session registry overloaded; presence of {uid} not pushed");
                 }

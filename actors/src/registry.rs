@@ -13,6 +13,7 @@ use actix::prelude::*;
 use bytestring::ByteString;
 use schema::{DeviceId, UserId};
 
+use crate::cluster::bus::{BusOut, ClusterBus};
 use crate::presence::{Presence, PresenceChanged};
 
 /// Capacity of the registry's own mailbox.
@@ -55,6 +56,8 @@ pub struct SessionHandle {
     pub push: Recipient<Push>,
     /// Control.
     pub kick: Recipient<Kick>,
+    /// When it connected (ms since the epoch).
+    pub since: i64,
     /// Set when the session fell behind: it must drop what is still queued and close at once,
     /// so the client never sees a stream with a hole in it (it reconnects and syncs instead).
     pub dropped: Arc<AtomicBool>,
@@ -78,7 +81,8 @@ pub struct Unregister {
     pub session_id: u64,
 }
 
-/// Deliver a frame to every online device of `user` (but `except`).
+/// Deliver a frame to every online device of `user` (but `except`), on every node: local
+/// sessions get it at once and, in a cluster, it is published on the user's channel.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct DeliverToUser {
@@ -87,22 +91,61 @@ pub struct DeliverToUser {
     pub except: Option<DeviceId>,
 }
 
-/// Deliver a frame to every online device of several users.
+/// Deliver a frame to every online device of several users. `cluster: false` reaches this
+/// node's sessions only (group fan-out publishes once per group instead of once per member).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct DeliverToUsers {
     pub users: Vec<UserId>,
     pub frame: Frame,
+    pub cluster: bool,
 }
 
-/// Kick sessions of a user: one device, or all when `device` is `None`.
+/// A frame that arrived from another node for `user`: delivered to local sessions only.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct DeliverLocal {
+    pub user: UserId,
+    pub frame: Frame,
+    pub except: Option<DeviceId>,
+}
+
+/// Kick sessions of a user: one device, or all when `device` is `None`. With `cluster` the kick
+/// is also published to the nodes holding the user's other sessions. Returns the number of
+/// local sessions told to close.
 #[derive(Debug, Message)]
 #[rtype(result = "usize")]
 pub struct KickUser {
     pub user: UserId,
     pub device: Option<DeviceId>,
     pub reason: KickReason,
+    pub cluster: bool,
 }
+
+/// Delivers a frame to every local session (`users: None`) or to the local sessions of `users`.
+#[derive(Debug, Message)]
+#[rtype(result = "usize")]
+pub struct BroadcastLocal {
+    pub users: Option<Vec<UserId>>,
+    pub frame: Frame,
+}
+
+/// The local sessions of a user: (device, connected since ms).
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<(DeviceId, i64)>")]
+pub struct ListSessions {
+    pub user: UserId,
+}
+
+/// Every local session: (user, device, connected since ms).
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<(UserId, DeviceId, i64)>")]
+pub struct ListAllSessions;
+
+/// Connects the registry to the cluster bus (once, at start-up).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetBus(pub Addr<ClusterBus>);
 
 /// Kick every session of this node (drain at shutdown); returns how many.
 #[derive(Debug, Message)]
@@ -135,13 +178,14 @@ pub struct RegistryStats {
 pub struct SessionRegistry {
     users: HashMap<UserId, HashMap<DeviceId, SessionHandle>>,
     presence: Addr<Presence>,
+    bus: Option<Addr<ClusterBus>>,
     dropped_slow: u64,
 }
 
 impl SessionRegistry {
     /// A registry that reports online/offline transitions to `presence`.
     pub fn new(presence: Addr<Presence>) -> Self {
-        SessionRegistry { users: HashMap::new(), presence, dropped_slow: 0 }
+        SessionRegistry { users: HashMap::new(), presence, bus: None, dropped_slow: 0 }
     }
 
     fn send_to(&mut self, user: UserId, frame: &Frame, except: Option<DeviceId>) {
@@ -155,6 +199,7 @@ impl SessionRegistry {
                 slow.push(*device);
             }
         }
+        let mut gone = Vec::new();
         for device in slow {
             // It missed a frame: it gets no more (it will reconnect and sync).
             if let Some(s) = devices.remove(&device) {
@@ -162,12 +207,37 @@ impl SessionRegistry {
                 log::warn!("user {user} device {device}: session mailbox full; disconnecting a slow consumer");
                 s.dropped.store(true, Ordering::Relaxed);
                 s.kick.do_send(Kick(KickReason::SlowConsumer));
+                gone.push((device, s.since));
             }
         }
-        if devices.is_empty() {
+        let last = devices.is_empty();
+        if last {
             self.users.remove(&user);
-            self.presence.do_send(PresenceChanged { user, online: false });
         }
+        for (i, (device, since)) in gone.iter().enumerate() {
+            self.device_down(user, *device, *since, last && i + 1 == gone.len());
+        }
+    }
+
+    /// A device's session went away; `last`: the user has no other session here.
+    fn device_down(&self, user: UserId, device: DeviceId, since: i64, last: bool) {
+        match &self.bus {
+            Some(bus) => bus.do_send(BusOut::DeviceDown { user, device, since, last_local: last }),
+            None if last => self.presence.do_send(PresenceChanged { user, online: false }),
+            None => {}
+        }
+    }
+
+    fn kick_local(&self, user: UserId, device: Option<DeviceId>, reason: KickReason) -> usize {
+        let Some(devices) = self.users.get(&user) else { return 0 };
+        let mut n = 0;
+        for (d, s) in devices {
+            if device.is_none_or(|x| x == *d) {
+                s.kick.do_send(Kick(reason));
+                n += 1;
+            }
+        }
+        n
     }
 }
 
@@ -185,11 +255,16 @@ impl Handler<Register> for SessionRegistry {
     fn handle(&mut self, msg: Register, _: &mut Context<Self>) {
         let devices = self.users.entry(msg.user).or_default();
         let first = devices.is_empty();
+        let since = msg.session.since;
         if let Some(old) = devices.insert(msg.device, msg.session) {
             old.kick.do_send(Kick(KickReason::Replaced));
         }
-        if first {
-            self.presence.do_send(PresenceChanged { user: msg.user, online: true });
+        match &self.bus {
+            Some(bus) => {
+                bus.do_send(BusOut::DeviceUp { user: msg.user, device: msg.device, since, first_local: first })
+            }
+            None if first => self.presence.do_send(PresenceChanged { user: msg.user, online: true }),
+            None => {}
         }
     }
 }
@@ -199,13 +274,15 @@ impl Handler<Unregister> for SessionRegistry {
 
     fn handle(&mut self, msg: Unregister, _: &mut Context<Self>) {
         let Some(devices) = self.users.get_mut(&msg.user) else { return };
-        if devices.get(&msg.device).is_some_and(|s| s.id == msg.session_id) {
-            devices.remove(&msg.device);
+        if devices.get(&msg.device).is_none_or(|s| s.id != msg.session_id) {
+            return;
         }
-        if devices.is_empty() {
+        let Some(s) = devices.remove(&msg.device) else { return };
+        let last = devices.is_empty();
+        if last {
             self.users.remove(&msg.user);
-            self.presence.do_send(PresenceChanged { user: msg.user, online: false });
         }
+        self.device_down(msg.user, msg.device, s.since, last);
     }
 }
 
@@ -214,6 +291,9 @@ impl Handler<DeliverToUser> for SessionRegistry {
 
     fn handle(&mut self, msg: DeliverToUser, _: &mut Context<Self>) {
         self.send_to(msg.user, &msg.frame, msg.except);
+        if let Some(bus) = &self.bus {
+            bus.do_send(BusOut::ToUser { user: msg.user, frame: msg.frame, except: msg.except });
+        }
     }
 }
 
@@ -221,9 +301,22 @@ impl Handler<DeliverToUsers> for SessionRegistry {
     type Result = ();
 
     fn handle(&mut self, msg: DeliverToUsers, _: &mut Context<Self>) {
-        for u in msg.users {
-            self.send_to(u, &msg.frame, None);
+        for u in &msg.users {
+            self.send_to(*u, &msg.frame, None);
         }
+        if let (true, Some(bus)) = (msg.cluster, &self.bus) {
+            for user in msg.users {
+                bus.do_send(BusOut::ToUser { user, frame: msg.frame.clone(), except: None });
+            }
+        }
+    }
+}
+
+impl Handler<DeliverLocal> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: DeliverLocal, _: &mut Context<Self>) {
+        self.send_to(msg.user, &msg.frame, msg.except);
     }
 }
 
@@ -231,15 +324,54 @@ impl Handler<KickUser> for SessionRegistry {
     type Result = usize;
 
     fn handle(&mut self, msg: KickUser, _: &mut Context<Self>) -> usize {
-        let Some(devices) = self.users.get(&msg.user) else { return 0 };
+        if let (true, Some(bus)) = (msg.cluster, &self.bus) {
+            bus.do_send(BusOut::Kick { user: msg.user, device: msg.device, reason: msg.reason });
+        }
+        self.kick_local(msg.user, msg.device, msg.reason)
+    }
+}
+
+impl Handler<BroadcastLocal> for SessionRegistry {
+    type Result = usize;
+
+    fn handle(&mut self, msg: BroadcastLocal, _: &mut Context<Self>) -> usize {
+        let users: Vec<UserId> = match msg.users {
+            Some(u) => u,
+            None => self.users.keys().copied().collect(),
+        };
         let mut n = 0;
-        for (d, s) in devices {
-            if msg.device.is_none_or(|x| x == *d) {
-                s.kick.do_send(Kick(msg.reason));
-                n += 1;
-            }
+        for u in users {
+            n += self.users.get(&u).map_or(0, HashMap::len);
+            self.send_to(u, &msg.frame, None);
         }
         n
+    }
+}
+
+impl Handler<ListSessions> for SessionRegistry {
+    type Result = Vec<(DeviceId, i64)>;
+
+    fn handle(&mut self, msg: ListSessions, _: &mut Context<Self>) -> Vec<(DeviceId, i64)> {
+        let mut v: Vec<(DeviceId, i64)> =
+            self.users.get(&msg.user).map(|d| d.iter().map(|(d, s)| (*d, s.since)).collect()).unwrap_or_default();
+        v.sort_unstable();
+        v
+    }
+}
+
+impl Handler<ListAllSessions> for SessionRegistry {
+    type Result = Vec<(UserId, DeviceId, i64)>;
+
+    fn handle(&mut self, _: ListAllSessions, _: &mut Context<Self>) -> Vec<(UserId, DeviceId, i64)> {
+        self.users.iter().flat_map(|(u, d)| d.iter().map(move |(d, s)| (*u, *d, s.since))).collect()
+    }
+}
+
+impl Handler<SetBus> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetBus, _: &mut Context<Self>) {
+        self.bus = Some(msg.0);
     }
 }
 

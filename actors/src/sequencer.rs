@@ -6,13 +6,16 @@
 //! actor's own policy.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use actix::prelude::*;
 use schema::message::{Appended, MessageRecord};
 use schema::{ConvId, DeviceId, UserId};
 use tokio::sync::oneshot;
 
+use crate::cluster::seq::SeqSource;
 use crate::conversation::{Ack, ChatError};
+use crate::store::MessageStore;
 use crate::writer::{MessageWriter, Persist};
 
 /// How many recent client ids an actor remembers (and preloads at start) for dedup. Older
@@ -42,27 +45,36 @@ pub enum Lookup {
 }
 
 /// Seq assignment, dedup window and ordered delivery of one conversation.
+///
+/// Every accepted message takes a local *ticket* (in arrival order) and a seq: from the local
+/// counter on a single node, from Redis in a cluster (where another node may take the seqs in
+/// between). Deliveries leave in ticket order, once every earlier ticket is settled, so this
+/// node's recipients see its messages in seq order even when one batch completes out of order.
 pub struct Sequencer {
     conv: ConvId,
-    next_seq: i64,
+    /// The highest seq assigned here or seen from elsewhere.
+    max_seq: i64,
     recent: HashMap<Key, Entry>,
     order: VecDeque<Key>,
-    /// Outcomes waiting until every lower seq is settled, so recipients see seq order even when
-    /// completions of one batch arrive out of order.
-    ready: BTreeMap<i64, Option<Delivery>>,
-    next_deliver: i64,
+    ready: BTreeMap<u64, Option<Delivery>>,
+    next_ticket: u64,
+    next_deliver: u64,
 }
+
+/// A message's place in this actor's arrival order.
+pub type Ticket = u64;
 
 impl Sequencer {
     /// An empty sequencer; call [`Sequencer::seed`] once the store has answered.
     pub fn new(conv: ConvId) -> Self {
         Sequencer {
             conv,
-            next_seq: 1,
+            max_seq: 0,
             recent: HashMap::new(),
             order: VecDeque::new(),
             ready: BTreeMap::new(),
-            next_deliver: 1,
+            next_ticket: 0,
+            next_deliver: 0,
         }
     }
 
@@ -73,17 +85,21 @@ impl Sequencer {
 
     /// Continues after the store's highest seq, remembering the client ids of `recent`.
     pub fn seed(&mut self, max_seq: i64, recent: Vec<MessageRecord>) {
-        self.next_seq = max_seq + 1;
-        self.next_deliver = max_seq + 1;
+        self.observe(max_seq);
         for m in recent {
             let ack = Ack { id: m.client_id.clone(), conv: m.conv.clone(), seq: m.seq, ts: m.ts };
             self.remember((m.sender, m.client_id), Entry::Acked(ack));
         }
     }
 
-    /// The highest seq assigned so far.
+    /// The highest seq assigned here or known from elsewhere.
     pub fn max_seq(&self) -> i64 {
-        self.next_seq - 1
+        self.max_seq
+    }
+
+    /// Learns that `seq` exists (assigned by another node, or found in the store).
+    pub fn observe(&mut self, seq: i64) {
+        self.max_seq = self.max_seq.max(seq);
     }
 
     /// True while a message is being written.
@@ -104,12 +120,18 @@ impl Sequencer {
         }
     }
 
-    /// Takes the next seq for a new message of `(sender, client_id)` and marks it in flight.
-    pub fn assign(&mut self, sender: UserId, client_id: &str) -> i64 {
-        let seq = self.next_seq;
-        self.next_seq += 1;
+    /// Marks a new message of `(sender, client_id)` in flight and gives it the next ticket.
+    pub fn begin(&mut self, sender: UserId, client_id: &str) -> Ticket {
+        let t = self.next_ticket;
+        self.next_ticket += 1;
         self.remember((sender, client_id.to_owned()), Entry::InFlight(Vec::new()));
-        seq
+        t
+    }
+
+    /// The next local seq (single node, or Redis unreachable).
+    pub fn next_local(&mut self) -> i64 {
+        self.max_seq += 1;
+        self.max_seq
     }
 
     /// Settles `seq` with the writer's answer; returns the answer for the sender and the
@@ -117,7 +139,7 @@ impl Sequencer {
     fn finish(
         &mut self,
         key: Key,
-        seq: i64,
+        ticket: Ticket,
         res: Result<Appended, ChatError>,
         origin: Option<DeviceId>,
     ) -> (Result<Ack, ChatError>, Vec<Delivery>) {
@@ -144,7 +166,7 @@ impl Sequencer {
         for w in waiters {
             let _ = w.send(answer.clone());
         }
-        self.ready.insert(seq, outcome);
+        self.ready.insert(ticket, outcome);
         let mut out = Vec::new();
         while let Some(next) = self.ready.remove(&self.next_deliver) {
             out.extend(next);
@@ -176,6 +198,10 @@ pub trait Sequenced: Actor<Context = Context<Self>> {
     fn sequencer(&mut self) -> &mut Sequencer;
     /// The node's writer.
     fn writer(&self) -> Addr<MessageWriter>;
+    /// Where seqs come from in a cluster (`None`: the local counter).
+    fn seq_source(&self) -> Option<SeqSource>;
+    /// The message store (to re-learn the highest seq after a failed write in a cluster).
+    fn store(&self) -> Arc<dyn MessageStore>;
     /// Delivers a durable message to its recipients (`origin`: the sending device, skipped).
     fn deliver(&mut self, rec: &MessageRecord, origin: Option<DeviceId>);
     /// When the actor last handled traffic.
@@ -222,23 +248,59 @@ pub fn replay<A: Sequenced>(
     }
 }
 
-/// Persists `rec` (its seq from [`Sequencer::assign`]) through the writer, then acks and
-/// delivers in seq order.
-pub fn persist<A: Sequenced>(
+/// Sequences and persists a new message `rec` (its `seq` is set here) through the writer, then
+/// acks and delivers in order. The caller checked [`replay`] first.
+pub fn post<A: Sequenced>(
+    act: &mut A,
+    mut rec: MessageRecord,
+    origin: Option<DeviceId>,
+) -> ResponseActFuture<A, Result<Ack, ChatError>> {
+    let ticket = act.sequencer().begin(rec.sender, &rec.client_id);
+    let Some(source) = act.seq_source() else {
+        rec.seq = act.sequencer().next_local();
+        return write(act, rec, ticket, origin);
+    };
+    let floor = act.sequencer().max_seq();
+    let conv = rec.conv.clone();
+    let alloc = async move { source.next(&conv, floor).await };
+    Box::pin(alloc.into_actor(act).then(move |seq, act, _| {
+        let seq = match seq {
+            Some(s) => {
+                act.sequencer().observe(s);
+                s
+            }
+            // Redis is unreachable: go on locally (a collision fails the write, not silently).
+            None => act.sequencer().next_local(),
+        };
+        rec.seq = seq;
+        write(act, rec, ticket, origin)
+    }))
+}
+
+fn write<A: Sequenced>(
     act: &mut A,
     rec: MessageRecord,
+    ticket: Ticket,
     origin: Option<DeviceId>,
 ) -> ResponseActFuture<A, Result<Ack, ChatError>> {
     let key = (rec.sender, rec.client_id.clone());
-    let seq = rec.seq;
     let write = act.writer().send(Persist(rec));
-    Box::pin(write.into_actor(act).map(move |res, act, _| {
+    Box::pin(write.into_actor(act).map(move |res, act, ctx| {
         let res = match res {
             Ok(Ok(appended)) => Ok(appended),
             Ok(Err(e)) => Err(ChatError::Unavailable(e)),
             Err(e) => Err(ChatError::Unavailable(e.to_string())),
         };
-        let (answer, ready) = act.sequencer().finish(key, seq, res, origin);
+        if res.is_err() && act.seq_source().is_some() {
+            // Maybe another node took this seq while Redis was away: re-learn the store's highest.
+            let (store, conv) = (act.store(), act.sequencer().conv().clone());
+            ctx.spawn(async move { store.max_seq(conv).await }.into_actor(act).map(|max, act, _| {
+                if let Ok(max) = max {
+                    act.sequencer().observe(max);
+                }
+            }));
+        }
+        let (answer, ready) = act.sequencer().finish(key, ticket, res, origin);
         for (rec, origin) in ready {
             act.deliver(&rec, origin);
         }

@@ -16,6 +16,7 @@ use schema::message::{Appended, MessageKind, MessageRecord};
 use tokio::sync::oneshot;
 
 use crate::db::Db;
+use crate::metrics::{inc, Metrics};
 use crate::store::MessageStore;
 
 /// Largest batch written at once (well below the SQL parameter limits).
@@ -25,6 +26,11 @@ pub const MAX_BATCH: usize = 512;
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Appended, String>")]
 pub struct Persist(pub MessageRecord);
+
+/// Resolves once everything queued so far is written (shutdown drains through it).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Flush;
 
 /// Writer statistics.
 #[derive(Debug, Message)]
@@ -49,16 +55,32 @@ pub struct MessageWriter {
     queue: VecDeque<(MessageRecord, Waiter)>,
     flushing: bool,
     stats: WriterStats,
+    metrics: Arc<Metrics>,
+    idle_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl MessageWriter {
     /// A writer over `store`, keeping conversation summaries in `db`.
-    pub fn new(store: Arc<dyn MessageStore>, db: Db) -> Self {
-        MessageWriter { store, db, queue: VecDeque::new(), flushing: false, stats: WriterStats::default() }
+    pub fn new(store: Arc<dyn MessageStore>, db: Db, metrics: Arc<Metrics>) -> Self {
+        MessageWriter {
+            store,
+            db,
+            queue: VecDeque::new(),
+            flushing: false,
+            stats: WriterStats::default(),
+            metrics,
+            idle_waiters: Vec::new(),
+        }
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing || self.queue.is_empty() {
+        if self.flushing {
+            return;
+        }
+        if self.queue.is_empty() {
+            for w in self.idle_waiters.drain(..) {
+                let _ = w.send(());
+            }
             return;
         }
         self.flushing = true;
@@ -67,6 +89,8 @@ impl MessageWriter {
         let last = last_messages(&records);
         let store = self.store.clone();
         let db = self.db.clone();
+        self.metrics.store_batch_size.observe(n as f64);
+        let started = std::time::Instant::now();
         let fut = async move {
             let res = store.append(records).await.map_err(|e| e.to_string());
             if res.is_ok() {
@@ -80,15 +104,19 @@ impl MessageWriter {
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             act.flushing = false;
             act.stats.batches += 1;
+            act.metrics.store_latency.observe(started.elapsed().as_secs_f64());
             match res {
                 Ok(results) => {
-                    act.stats.persisted += results.iter().filter(|r| matches!(r, Appended::Stored(_))).count() as u64;
+                    let stored = results.iter().filter(|r| matches!(r, Appended::Stored(_))).count() as u64;
+                    act.stats.persisted += stored;
+                    act.metrics.messages_persisted.fetch_add(stored, std::sync::atomic::Ordering::Relaxed);
                     for (w, r) in waiters.into_iter().zip(results) {
                         let _ = w.send(Ok(r));
                     }
                 }
                 Err(e) => {
                     act.stats.failures += 1;
+                    inc(&act.metrics.store_failures);
                     log::error!("message batch of {n} not persisted: {e}");
                     for w in waiters {
                         let _ = w.send(Err(e.clone()));
@@ -136,6 +164,19 @@ impl Handler<Persist> for MessageWriter {
         self.queue.push_back((msg.0, tx));
         self.flush(ctx);
         Box::pin(async move { rx.await.unwrap_or_else(|_| Err("message writer stopped".into())) })
+    }
+}
+
+impl Handler<Flush> for MessageWriter {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.idle_waiters.push(tx);
+        self.flush(ctx);
+        Box::pin(async move {
+            let _ = rx.await;
+        })
     }
 }
 

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{dev::ServerHandle, middleware, web, App, HttpServer};
+use actors::cluster::ClusterSettings;
 use actors::db::Db;
 use actors::hub::{ChatSettings, Hub};
+use actors::metrics::Metrics;
 use actors::store::{MessageStore, MongoMessageStore, SqlMessageStore};
 use anyhow::Context;
 use schema::db::Database;
@@ -85,7 +87,16 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
             node_id: settings.cluster.node_id.clone(),
             max_group_members: settings.chat.max_group_members,
         },
-    );
+        ClusterSettings {
+            redis_url: settings.cluster.redis_url.clone(),
+            node_id: settings.cluster.node_id.clone(),
+            heartbeat: Duration::from_secs(settings.cluster.heartbeat_secs),
+            node_ttl: Duration::from_secs(settings.cluster.node_ttl_secs),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        },
+        Arc::new(Metrics::default()),
+    )
+    .map_err(|e| anyhow::anyhow!("cluster.redis_url: {e}"))?;
     let events = Events::new(hub.sessions.clone(), hub.conversations.clone());
     let state = web::Data::new(AppState { settings: settings.clone(), db, store, clock, hub, events, dummy_hash });
 
@@ -115,6 +126,7 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
     }
     let server = server.bind(&settings.server.bind).with_context(|| format!("binding {}", settings.server.bind))?;
     let addr = server.addrs().first().copied().context("the server bound no address")?;
+    state.hub.me.set_address(addr.to_string());
     let server = server.run();
     let handle = server.handle();
     crate::tasks::spawn_background(&state);

@@ -186,11 +186,16 @@ pub struct ClusterSection {
     pub redis_url: String,
     /// This node's id in the cluster (unique per node).
     pub node_id: String,
+    /// How often the node refreshes its liveness key and published figures in Redis, seconds.
+    pub heartbeat_secs: u64,
+    /// A node that missed its heartbeats this long counts as dead: its sessions stop counting as
+    /// online and one live node cleans up after it, seconds (more than `heartbeat_secs`).
+    pub node_ttl_secs: u64,
 }
 
 impl Default for ClusterSection {
     fn default() -> Self {
-        ClusterSection { redis_url: String::new(), node_id: "node-1".into() }
+        ClusterSection { redis_url: String::new(), node_id: "node-1".into(), heartbeat_secs: 2, node_ttl_secs: 10 }
     }
 }
 
@@ -303,6 +308,12 @@ impl Settings {
             || !self.cluster.node_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
             return bad("cluster.node_id", "must be non-empty [A-Za-z0-9_-]");
+        }
+        if self.cluster.heartbeat_secs == 0 {
+            return bad("cluster.heartbeat_secs", "must be at least 1");
+        }
+        if self.cluster.node_ttl_secs <= self.cluster.heartbeat_secs {
+            return bad("cluster.node_ttl_secs", "must be more than cluster.heartbeat_secs");
         }
         if !(4..=31).contains(&self.auth.bcrypt_cost) {
             return bad("auth.bcrypt_cost", "must be between 4 and 31");

@@ -34,7 +34,7 @@ impl Events {
 
     /// A member's settings of a group conversation changed: resolves once its actor re-read them.
     pub async fn conversation_changed(&self, conv: ConvId) {
-        if let Err(e) = self.conversations.send(RefreshConversation { conv }).await {
+        if let Err(e) = self.conversations.send(RefreshConversation { conv, cluster: true }).await {
             log::warn!("conversation not refreshed: {e}");
         }
     }
@@ -42,7 +42,8 @@ impl Events {
     /// The friendship of `a` and `b`, or a setting of their conversation, changed: resolves once
     /// a running conversation actor has re-read it, so the caller's answer happens after it.
     pub async fn pair_changed(&self, a: UserId, b: UserId) {
-        if let Err(e) = self.conversations.send(RefreshConversation { conv: ConvId::direct(a, b) }).await {
+        if let Err(e) = self.conversations.send(RefreshConversation { conv: ConvId::direct(a, b), cluster: true }).await
+        {
             log::warn!("conversation of {a} and {b} not refreshed: {e}");
         }
     }

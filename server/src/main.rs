@@ -41,16 +41,19 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let running = server::app::start(settings, schema::Clock::system()).await?;
     log::info!("listening on http://{}", running.addr);
     let handle = running.handle.clone();
-    let sessions = running.state.hub.sessions.clone();
+    let hub = running.state.hub.clone();
     actix_web::rt::spawn(async move {
         wait_for_signal().await;
         log::info!("shutdown signal received, draining");
-        // Tell every client to reconnect (1012); they catch up with `sync` on another node.
-        let reason = actors::registry::KickReason::Restarting;
-        match sessions.send(actors::registry::KickAll { reason }).await {
-            Ok(n) => log::info!("asked {n} sessions to reconnect"),
-            Err(e) => log::warn!("could not drain sessions: {e}"),
+        // Not ready any more, no new sessions; every client is told to reconnect (1012) and
+        // catches up with `sync` on another node. Writes already queued are flushed (acks are
+        // only ever sent for durable messages), then presence is cleared and the node leaves.
+        let n = hub.drain_self().await;
+        log::info!("asked {n} sessions to reconnect");
+        if let Err(e) = hub.writer.send(actors::writer::Flush).await {
+            log::warn!("pending writes not flushed: {e}");
         }
+        hub.leave_cluster().await;
         handle.stop(true).await;
     });
     running.wait().await?;

@@ -87,6 +87,15 @@ pub async fn connect(
     stream: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    if state.hub.me.draining() {
+        // The load balancer stops routing here once /readyz fails; a client that still arrives
+        // is sent elsewhere.
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "draining",
+            "this node is draining; reconnect",
+        ));
+    }
     let token = auth::bearer_token(&req, true).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
     let me = auth::authenticate(&state, &token)
         .await?
@@ -107,6 +116,7 @@ pub async fn connect(
         dropped: Arc::new(AtomicBool::new(false)),
         outbound: outbound.clone(),
         closing: false,
+        since: state.clock.now_ms(),
     };
     let codec = actix_http::ws::Codec::new().max_size(state.settings.ws.max_frame_bytes);
     let body = ws::WebsocketContext::with_codec(session, stream, codec).inspect(move |chunk| {
@@ -136,6 +146,8 @@ pub struct WsSession {
     /// Encoded bytes handed to the connection and not yet taken by the socket writer.
     outbound: Arc<AtomicUsize>,
     closing: bool,
+    /// When it connected (ms since the epoch).
+    since: i64,
 }
 
 type Ctx = ws::WebsocketContext<WsSession>;
@@ -156,6 +168,7 @@ impl WsSession {
             return;
         }
         self.outbound.fetch_add(text.len(), Ordering::Relaxed);
+        actors::metrics::inc(&self.hub.metrics.frames_out);
         ctx.text(text);
     }
 
@@ -470,6 +483,7 @@ impl Actor for WsSession {
                 push: addr.clone().recipient(),
                 kick: addr.recipient(),
                 dropped: self.dropped.clone(),
+                since: self.since,
             },
         });
         let hello = ServerFrame::Hello {
@@ -526,7 +540,10 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
     fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Ctx) {
         self.last_seen = Instant::now();
         match item {
-            Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
+            Ok(ws::Message::Text(text)) => {
+                actors::metrics::inc(&self.hub.metrics.frames_in);
+                self.on_text(&text, ctx)
+            }
             Ok(ws::Message::Ping(p)) => ctx.pong(&p),
             Ok(ws::Message::Pong(_)) => {}
             Ok(ws::Message::Binary(_)) | Ok(ws::Message::Continuation(_)) => {

@@ -231,10 +231,10 @@ struct DeviceView {
     current: bool,
 }
 
-/// Closes the WebSocket of a revoked device, if it is connected.
+/// Closes the WebSocket of a revoked device on whichever node it is connected.
 fn kick_device(state: &AppState, user: UserId, device: DeviceId) {
     use actors::registry::{KickReason, KickUser};
-    state.hub.sessions.do_send(KickUser { user, device: Some(device), reason: KickReason::Revoked });
+    state.hub.sessions.do_send(KickUser { user, device: Some(device), reason: KickReason::Revoked, cluster: true });
 }
 
 /// `GET /auth/devices`: my live devices.

@@ -414,15 +414,9 @@ async fn list_friends(
     Ok(HttpResponse::Ok().json(Paged::from_rows(items, page, size)))
 }
 
-/// Which of `users` are online (any device connected).
+/// Which of `users` are online (any device connected, on any node).
 async fn online(state: &AppState, users: Vec<UserId>) -> Vec<UserId> {
-    match state.hub.sessions.send(actors::registry::ListOnline { users }).await {
-        Ok(v) => v,
-        Err(e) => {
-            log::warn!("presence lookup failed: {e}");
-            Vec::new()
-        }
-    }
+    state.hub.online(users).await
 }
 
 fn not_friends() -> ApiError {

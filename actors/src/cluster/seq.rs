@@ -1,0 +1,69 @@
+//! Conversation sequence numbers from Redis, so that every node assigns unique, increasing seqs
+//! to the same conversation.
+//!
+//! `im:seq:{conv}` holds the last seq given out. Each allocation is one atomic script: `INCR`,
+//! raised to the caller's floor if Redis knows less than the caller (a fresh key, or Redis lost
+//! its data in a restart) — the floor is the highest seq the calling actor has seen, which is at
+//! least the store's highest when the actor started. The key expires after a day without traffic;
+//! the store seeds it again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_redis::redis;
+use schema::ConvId;
+
+use super::keys;
+use crate::metrics::{inc, Metrics};
+
+const NEXT: &str = r"
+local v = redis.call('INCR', KEYS[1])
+local floor = tonumber(ARGV[1])
+if v <= floor then
+  v = floor + 1
+  redis.call('SET', KEYS[1], v)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return v
+";
+
+/// How long an allocation may take before the caller falls back to its local counter.
+const TIMEOUT: Duration = Duration::from_secs(2);
+/// Lifetime of an idle seq key.
+const KEY_TTL_SECS: u64 = 86_400;
+
+/// Hands out seqs from Redis.
+#[derive(Clone)]
+pub struct SeqSource {
+    pool: deadpool_redis::Pool,
+    script: Arc<redis::Script>,
+    metrics: Arc<Metrics>,
+}
+
+impl SeqSource {
+    /// Seqs from the Redis behind `pool`.
+    pub fn new(pool: deadpool_redis::Pool, metrics: Arc<Metrics>) -> Self {
+        SeqSource { pool, script: Arc::new(redis::Script::new(NEXT)), metrics }
+    }
+
+    /// The next seq of `conv`, above `floor`. `None` when Redis cannot answer in time (the caller
+    /// then takes `floor + 1` itself; the store's unique `(conv, seq)` key catches a collision).
+    pub async fn next(&self, conv: &ConvId, floor: i64) -> Option<i64> {
+        let work = async {
+            let mut c = self.pool.get().await.ok()?;
+            self.script
+                .key(keys::seq(conv.as_str()))
+                .arg(floor)
+                .arg(KEY_TTL_SECS)
+                .invoke_async::<i64>(&mut c)
+                .await
+                .ok()
+        };
+        let out = tokio::time::timeout(TIMEOUT, work).await.ok().flatten();
+        match out {
+            Some(_) => inc(&self.metrics.seq_allocations),
+            None => inc(&self.metrics.seq_fallbacks),
+        }
+        out
+    }
+}
