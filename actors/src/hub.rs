@@ -72,7 +72,12 @@ impl Hub {
         cluster: ClusterSettings,
         metrics: Arc<Metrics>,
     ) -> Result<Self, String> {
-        let me = Arc::new(NodeSelf::new(cluster.node_id.clone(), cluster.version.clone(), clock.now_ms()));
+        let me = Arc::new(NodeSelf::new(
+            cluster.node_id.clone(),
+            cluster.version.clone(),
+            &cluster.namespace,
+            clock.now_ms(),
+        ));
         let presence = Presence::new(db.clone()).start();
         let sessions = SessionRegistry::new(presence.clone()).start();
         presence.do_send(SetRegistry(sessions.clone()));
@@ -100,7 +105,7 @@ impl Hub {
             sessions.clone(),
             writer.clone(),
         );
-        deps.seqs = redis.as_ref().map(|(_, pool)| SeqSource::new(pool.clone(), metrics.clone()));
+        deps.seqs = redis.as_ref().map(|(_, pool)| SeqSource::new(pool.clone(), metrics.clone(), me.keys.clone()));
         let bus_slot = deps.bus.clone();
         let conversations = ConversationRegistry::new(deps).start();
         let cluster = redis.map(|(client, pool)| {

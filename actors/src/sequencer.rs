@@ -6,7 +6,8 @@
 //! actor's own policy.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 use schema::message::{Appended, MessageRecord};
@@ -52,13 +53,22 @@ pub enum Lookup {
 /// node's recipients see its messages in seq order even when one batch completes out of order.
 pub struct Sequencer {
     conv: ConvId,
-    /// The highest seq assigned here or seen from elsewhere.
-    max_seq: i64,
+    /// The highest seq assigned here or seen from elsewhere (shared with the allocation task).
+    max_seq: Arc<AtomicI64>,
     recent: HashMap<Key, Entry>,
     order: VecDeque<Key>,
     ready: BTreeMap<u64, Option<Delivery>>,
     next_ticket: u64,
     next_deliver: u64,
+    /// Messages waiting for a seq from Redis, in ticket order.
+    alloc: Arc<Mutex<Allocation>>,
+}
+
+/// Seq requests of one conversation waiting for Redis; one allocation runs at a time.
+#[derive(Default)]
+struct Allocation {
+    queue: VecDeque<oneshot::Sender<i64>>,
+    running: bool,
 }
 
 /// A message's place in this actor's arrival order.
@@ -69,12 +79,13 @@ impl Sequencer {
     pub fn new(conv: ConvId) -> Self {
         Sequencer {
             conv,
-            max_seq: 0,
+            max_seq: Arc::new(AtomicI64::new(0)),
             recent: HashMap::new(),
             order: VecDeque::new(),
             ready: BTreeMap::new(),
             next_ticket: 0,
             next_deliver: 0,
+            alloc: Arc::default(),
         }
     }
 
@@ -94,12 +105,12 @@ impl Sequencer {
 
     /// The highest seq assigned here or known from elsewhere.
     pub fn max_seq(&self) -> i64 {
-        self.max_seq
+        self.max_seq.load(Ordering::Relaxed)
     }
 
     /// Learns that `seq` exists (assigned by another node, or found in the store).
     pub fn observe(&mut self, seq: i64) {
-        self.max_seq = self.max_seq.max(seq);
+        self.max_seq.fetch_max(seq, Ordering::Relaxed);
     }
 
     /// True while a message is being written.
@@ -130,8 +141,7 @@ impl Sequencer {
 
     /// The next local seq (single node, or Redis unreachable).
     pub fn next_local(&mut self) -> i64 {
-        self.max_seq += 1;
-        self.max_seq
+        self.max_seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Settles `seq` with the writer's answer; returns the answer for the sender and the
@@ -250,6 +260,11 @@ pub fn replay<A: Sequenced>(
 
 /// Sequences and persists a new message `rec` (its `seq` is set here) through the writer, then
 /// acks and delivers in order. The caller checked [`replay`] first.
+///
+/// In a cluster the seq comes from Redis. Allocations of one conversation never overlap: the
+/// messages that arrive while one is in flight wait and then take one contiguous range together
+/// (one round trip for a burst), handed out in arrival order — so seqs follow arrival order here,
+/// and interleave with other nodes' seqs without ever repeating.
 pub fn post<A: Sequenced>(
     act: &mut A,
     mut rec: MessageRecord,
@@ -260,21 +275,60 @@ pub fn post<A: Sequenced>(
         rec.seq = act.sequencer().next_local();
         return write(act, rec, ticket, origin);
     };
-    let floor = act.sequencer().max_seq();
-    let conv = rec.conv.clone();
-    let alloc = async move { source.next(&conv, floor).await };
-    Box::pin(alloc.into_actor(act).then(move |seq, act, _| {
-        let seq = match seq {
-            Some(s) => {
-                act.sequencer().observe(s);
-                s
-            }
-            // Redis is unreachable: go on locally (a collision fails the write, not silently).
-            None => act.sequencer().next_local(),
+    let (tx, rx) = oneshot::channel();
+    let sq = act.sequencer();
+    let start = match sq.alloc.lock() {
+        Ok(mut a) => {
+            a.queue.push_back(tx);
+            !std::mem::replace(&mut a.running, true)
+        }
+        Err(_) => false,
+    };
+    if start {
+        // A task of its own, not the actor's context: allocations must go on while the actor
+        // is inside an atomic handler (a group change announcing its system messages).
+        actix::spawn(allocate(sq.alloc.clone(), sq.max_seq.clone(), source, sq.conv.clone()));
+    }
+    Box::pin(rx.into_actor(act).then(move |seq, act, _| {
+        rec.seq = match seq {
+            Ok(s) => s,
+            Err(_) => act.sequencer().next_local(),
         };
-        rec.seq = seq;
         write(act, rec, ticket, origin)
     }))
+}
+
+/// Serves the allocation queue of a conversation until it is empty: each round takes every
+/// waiting request and one contiguous range for them.
+async fn allocate(alloc: Arc<Mutex<Allocation>>, max: Arc<AtomicI64>, source: SeqSource, conv: ConvId) {
+    loop {
+        let waiters: Vec<oneshot::Sender<i64>> = match alloc.lock() {
+            Ok(mut a) => {
+                if a.queue.is_empty() {
+                    a.running = false;
+                    return;
+                }
+                a.queue.drain(..).collect()
+            }
+            Err(_) => return,
+        };
+        let n = waiters.len() as i64;
+        let floor = max.load(Ordering::Relaxed);
+        match source.next_n(&conv, floor, n).await {
+            Some(last) => {
+                max.fetch_max(last, Ordering::Relaxed);
+                for (i, w) in waiters.into_iter().enumerate() {
+                    let _ = w.send(last - n + 1 + i as i64);
+                }
+            }
+            // Redis is unreachable: go on locally (a collision fails the write, not silently).
+            None => {
+                for w in waiters {
+                    let _ = w.send(max.fetch_add(1, Ordering::Relaxed) + 1);
+                }
+            }
+        }
+    }
 }
 
 fn write<A: Sequenced>(

@@ -126,6 +126,8 @@ pub enum ServerFrame {
         #[serde(skip_serializing_if = "Option::is_none")]
         nonce: Option<String>,
     },
+    /// A notice from the operators (admin broadcast): shown to the user, never stored.
+    Notice { text: String, ts: i64 },
     /// A refused frame: stable `code`; `id` repeats the client id of a refused `send`.
     Error {
         code: String,
@@ -194,6 +196,15 @@ mod tests {
         );
         let back: ServerFrame = serde_json::from_str(&s)?;
         assert_eq!(back, ServerFrame::Msg { msg: m, silent: true, mentioned: false });
+        Ok(())
+    }
+
+    #[test]
+    fn notices_are_tagged() -> Result<(), serde_json::Error> {
+        let n = ServerFrame::Notice { text: "maintenance at 22:00".into(), ts: 7 };
+        let s = n.encode();
+        assert_eq!(s, r#"{"type":"notice","text":"maintenance at 22:00","ts":7}"#);
+        assert_eq!(serde_json::from_str::<ServerFrame>(&s)?, n);
         Ok(())
     }
 }

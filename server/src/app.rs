@@ -93,6 +93,7 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
             heartbeat: Duration::from_secs(settings.cluster.heartbeat_secs),
             node_ttl: Duration::from_secs(settings.cluster.node_ttl_secs),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            namespace: settings.cluster.namespace.clone(),
         },
         Arc::new(Metrics::default()),
     )

@@ -82,7 +82,9 @@ impl Authed {
     }
 }
 
-/// Looks a token up; `None` when unknown, revoked, expired or the user is banned.
+/// Looks a token up; `None` when unknown, revoked or expired. A live token of a banned user is
+/// refused with 403 `user_banned` (a ban blocks the user's tokens without revoking them, so
+/// lifting it restores them; see [`banned`]).
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<Authed>, ApiError> {
     let hash = hash_token(token);
     let now = state.clock.now_ms();
@@ -93,7 +95,16 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<Authed
         let id = d.id;
         state.db.write(move |c| devices::touch(c, id, now)).await?;
     }
-    Ok(found.filter(|(_, u)| u.banned_at.is_none()).map(|(d, u)| Authed { user: u, device: DeviceId(d.id) }))
+    match found {
+        Some((_, u)) if u.banned_at.is_some() => Err(banned()),
+        Some((d, u)) => Ok(Some(Authed { user: u, device: DeviceId(d.id) })),
+        None => Ok(None),
+    }
+}
+
+/// 403 `user_banned`: what a banned user gets at login and with any of their tokens.
+pub fn banned() -> ApiError {
+    ApiError::forbidden("user_banned", "this account is banned")
 }
 
 impl FromRequest for Authed {

@@ -191,11 +191,20 @@ pub struct ClusterSection {
     /// A node that missed its heartbeats this long counts as dead: its sessions stop counting as
     /// online and one live node cleans up after it, seconds (more than `heartbeat_secs`).
     pub node_ttl_secs: u64,
+    /// Prefix of every Redis key and pub/sub channel of this cluster, so that several clusters
+    /// can share one Redis (`[A-Za-z0-9_-]`).
+    pub namespace: String,
 }
 
 impl Default for ClusterSection {
     fn default() -> Self {
-        ClusterSection { redis_url: String::new(), node_id: "node-1".into(), heartbeat_secs: 2, node_ttl_secs: 10 }
+        ClusterSection {
+            redis_url: String::new(),
+            node_id: "node-1".into(),
+            heartbeat_secs: 2,
+            node_ttl_secs: 10,
+            namespace: "im".into(),
+        }
     }
 }
 
@@ -308,6 +317,11 @@ impl Settings {
             || !self.cluster.node_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
             return bad("cluster.node_id", "must be non-empty [A-Za-z0-9_-]");
+        }
+        if self.cluster.namespace.is_empty()
+            || !self.cluster.namespace.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return bad("cluster.namespace", "must be non-empty [A-Za-z0-9_-]");
         }
         if self.cluster.heartbeat_secs == 0 {
             return bad("cluster.heartbeat_secs", "must be at least 1");

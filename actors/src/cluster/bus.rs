@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::presence::{PresenceOp, PresenceTracker};
-use super::{keys, set_redis_state, NodeSelf, RedisState};
+use super::{set_redis_state, NodeSelf, RedisState};
 use crate::conversation::{ConversationRegistry, Observe, RefreshConversation, RemoteGroupMessage};
 use crate::db::Db;
 use crate::metrics::{inc, Metrics};
@@ -147,22 +147,18 @@ fn reason_from(s: &str) -> KickReason {
     }
 }
 
-/// The seq and conversation of a `msg` frame, read without decoding the whole frame.
+/// The seq and conversation of a `msg` frame, read without decoding its body.
 fn msg_position(frame: &str) -> Option<(String, i64)> {
     if !frame.starts_with("{\"type\":\"msg\"") {
         return None;
     }
     #[derive(Deserialize)]
     struct M {
-        msg: Inner,
-    }
-    #[derive(Deserialize)]
-    struct Inner {
         conv: String,
         seq: i64,
     }
     let m: M = serde_json::from_str(frame).ok()?;
-    Some((m.msg.conv, m.msg.seq))
+    Some((m.conv, m.seq))
 }
 
 /// A subscription change for the subscriber task.
@@ -264,7 +260,7 @@ impl ClusterBus {
     }
 
     fn user_online(&mut self, user: UserId, ctx: &mut Context<Self>) {
-        self.interest(&keys::user_channel(user), true);
+        self.interest(&self.me.keys.user_channel(user), true);
         self.user_groups.insert(user, None);
         let uid = user.0;
         let db = self.db.clone();
@@ -274,7 +270,7 @@ impl ClusterBus {
                 Ok(rows) => rows
                     .into_iter()
                     .filter(|(g, _)| g.dissolved_at.is_none())
-                    .map(|(g, _)| keys::group_channel(&gq::conv_id(g.id)))
+                    .map(|(g, _)| act.me.keys.group_channel(&gq::conv_id(g.id)))
                     .collect(),
                 Err(e) => {
                     log::warn!("bus: groups of user {uid} not loaded: {e}");
@@ -291,7 +287,7 @@ impl ClusterBus {
     }
 
     fn user_offline(&mut self, user: UserId) {
-        self.interest(&keys::user_channel(user), false);
+        self.interest(&self.me.keys.user_channel(user), false);
         if let Some(Some(groups)) = self.user_groups.remove(&user) {
             for g in groups {
                 self.interest(&g, false);
@@ -300,7 +296,7 @@ impl ClusterBus {
     }
 
     fn group_interest_local(&mut self, user: UserId, conv: &ConvId, add: bool) {
-        let channel = keys::group_channel(conv.as_str());
+        let channel = self.me.keys.group_channel(conv.as_str());
         let Some(Some(groups)) = self.user_groups.get_mut(&user) else { return };
         let has = groups.contains(&channel);
         if add && !has {
@@ -317,8 +313,8 @@ impl Actor for ClusterBus {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.interest(keys::ALL, true);
-        self.interest(&keys::node_channel(&self.me.id), true);
+        self.interest(&self.me.keys.all(), true);
+        self.interest(&self.me.keys.node_channel(&self.me.id), true);
         if let Some(rx) = self.publish_rx.take() {
             actix::spawn(publisher(self.pool.clone(), rx, self.metrics.clone()));
         }
@@ -348,14 +344,14 @@ impl Handler<BusOut> for ClusterBus {
                     h.c = Some(c);
                     h.s = Some(s);
                 }
-                self.send(keys::user_channel(user), &h, frame.as_bytes());
+                self.send(self.me.keys.user_channel(user), &h, frame.as_bytes());
             }
             BusOut::Kick { user, device, reason } => {
                 let mut h = self.header(Kind::Kick);
                 h.u = Some(user.0);
                 h.d = device.map(|d| d.0);
                 h.r = Some(reason_name(reason).into());
-                self.send(keys::user_channel(user), &h, b"");
+                self.send(self.me.keys.user_channel(user), &h, b"");
             }
             BusOut::DeviceUp { user, device, since, first_local } => {
                 if first_local {
@@ -373,12 +369,12 @@ impl Handler<BusOut> for ClusterBus {
                 let mut h = self.header(Kind::Group);
                 h.d = origin.map(|d| d.0);
                 let payload = serde_json::to_vec(&record).unwrap_or_default();
-                self.send(keys::group_channel(record.conv.as_str()), &h, &payload);
+                self.send(self.me.keys.group_channel(record.conv.as_str()), &h, &payload);
             }
             BusOut::GroupFrame { conv, users, frame } => {
                 let mut h = self.header(Kind::GroupFrame);
                 h.us = Some(users.into_iter().map(|u| u.0).collect());
-                self.send(keys::group_channel(conv.as_str()), &h, frame.as_bytes());
+                self.send(self.me.keys.group_channel(conv.as_str()), &h, frame.as_bytes());
             }
             BusOut::GroupInterest { user, conv, add } => {
                 self.group_interest_local(user, &conv, add);
@@ -386,21 +382,21 @@ impl Handler<BusOut> for ClusterBus {
                 h.u = Some(user.0);
                 h.c = Some(conv.0);
                 h.r = Some(if add { "add" } else { "remove" }.into());
-                self.send(keys::user_channel(user), &h, b"");
+                self.send(self.me.keys.user_channel(user), &h, b"");
             }
             BusOut::Refresh { conv } => {
                 let mut h = self.header(Kind::Refresh);
                 h.c = Some(conv.0);
-                self.send(keys::ALL.into(), &h, b"");
+                self.send(self.me.keys.all(), &h, b"");
             }
             BusOut::Broadcast { users, frame } => {
                 let mut h = self.header(Kind::Broadcast);
                 h.us = users.map(|u| u.into_iter().map(|u| u.0).collect());
-                self.send(keys::ALL.into(), &h, frame.as_bytes());
+                self.send(self.me.keys.all(), &h, frame.as_bytes());
             }
             BusOut::Drain { node } => {
                 let h = self.header(Kind::Drain);
-                self.send(keys::node_channel(&node), &h, b"");
+                self.send(self.me.keys.node_channel(&node), &h, b"");
             }
         }
     }
@@ -615,7 +611,20 @@ mod tests {
 
     #[test]
     fn message_frames_reveal_their_position() {
-        let f = r#"{"type":"msg","msg":{"conv":"d:1:2","seq":42,"sender":1},"silent":false}"#;
+        let wire = schema::protocol::WireMessage {
+            conv: ConvId("d:1:2".into()),
+            seq: 42,
+            from: UserId(1),
+            id: "c1".into(),
+            kind: "text".into(),
+            body: Some("hi".into()),
+            ts: 1,
+            mentions: Vec::new(),
+            mention_all: false,
+            recalled: false,
+        };
+        let f = ServerFrame::Msg { msg: wire, silent: false, mentioned: false }.encode();
+        let f = f.as_str();
         assert_eq!(msg_position(f), Some(("d:1:2".into(), 42)));
         assert_eq!(msg_position(r#"{"type":"typing","conv":"d:1:2"}"#), None);
     }

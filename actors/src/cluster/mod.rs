@@ -37,6 +37,8 @@ pub struct ClusterSettings {
     pub node_ttl: Duration,
     /// The server's version (shown by the admin API).
     pub version: String,
+    /// Prefix of every Redis key and channel of this cluster.
+    pub namespace: String,
 }
 
 /// One node as the admin API shows it.
@@ -83,6 +85,8 @@ pub enum RedisState {
 #[derive(Debug)]
 pub struct NodeSelf {
     pub id: String,
+    /// Redis names of this cluster.
+    pub keys: Keys,
     pub version: String,
     pub started_at: i64,
     address: Mutex<String>,
@@ -93,9 +97,10 @@ pub struct NodeSelf {
 
 impl NodeSelf {
     /// A node with `id`, started now (`now_ms`).
-    pub fn new(id: String, version: String, now_ms: i64) -> Self {
+    pub fn new(id: String, version: String, namespace: &str, now_ms: i64) -> Self {
         NodeSelf {
             id,
+            keys: Keys::new(namespace),
             version,
             started_at: now_ms,
             address: Mutex::new(String::new()),
@@ -157,48 +162,61 @@ pub fn set_redis_state(m: &Metrics, s: RedisState) {
     m.redis_state.store(v, Ordering::Relaxed);
 }
 
-/// Redis key and channel names (one place, so every node agrees).
-pub mod keys {
-    use schema::UserId;
+/// Redis key and channel names (one place, so every node agrees). Every name starts with the
+/// cluster's namespace (`cluster.namespace`, `im` by default), so several clusters (or test runs)
+/// can share one Redis: keys are per database, but pub/sub channels are server-wide.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    ns: String,
+}
 
+impl Keys {
+    /// Names under namespace `ns`.
+    pub fn new(ns: &str) -> Self {
+        Keys { ns: ns.to_owned() }
+    }
     /// Channel of a user's sessions (subscribed by the nodes holding one).
-    pub fn user_channel(u: UserId) -> String {
-        format!("im:u:{}", u.0)
+    pub fn user_channel(&self, u: schema::UserId) -> String {
+        format!("{}:u:{}", self.ns, u.0)
     }
     /// Channel of a group (subscribed by the nodes with an online member).
-    pub fn group_channel(conv: &str) -> String {
-        format!("im:g:{conv}")
+    pub fn group_channel(&self, conv: &str) -> String {
+        format!("{}:g:{conv}", self.ns)
     }
     /// Control channel of one node.
-    pub fn node_channel(node: &str) -> String {
-        format!("im:n:{node}")
+    pub fn node_channel(&self, node: &str) -> String {
+        format!("{}:n:{node}", self.ns)
     }
     /// Cluster-wide channel (every node subscribes).
-    pub const ALL: &str = "im:all";
+    pub fn all(&self) -> String {
+        format!("{}:all", self.ns)
+    }
     /// Hash of a user's online devices: field = device id, value = `node|since`.
-    pub fn presence(u: UserId) -> String {
-        format!("im:p:{}", u.0)
+    pub fn presence(&self, u: schema::UserId) -> String {
+        format!("{}:p:{}", self.ns, u.0)
     }
     /// Set of users with a session on a node (to clean up after a dead node).
-    pub fn node_users(node: &str) -> String {
-        format!("im:nu:{node}")
+    pub fn node_users(&self, node: &str) -> String {
+        format!("{}:nu:{node}", self.ns)
     }
     /// Liveness key of a node (expires after the node TTL).
-    pub fn node_alive(node: &str) -> String {
-        format!("im:alive:{node}")
+    pub fn node_alive(&self, node: &str) -> String {
+        format!("{}:alive:{node}", self.ns)
     }
     /// Hash of a node's published facts (address, version, sessions, ...).
-    pub fn node_info(node: &str) -> String {
-        format!("im:node:{node}")
+    pub fn node_info(&self, node: &str) -> String {
+        format!("{}:node:{node}", self.ns)
     }
     /// Set of known node ids.
-    pub const NODES: &str = "im:nodes";
+    pub fn nodes(&self) -> String {
+        format!("{}:nodes", self.ns)
+    }
     /// A conversation's last assigned seq.
-    pub fn seq(conv: &str) -> String {
-        format!("im:seq:{conv}")
+    pub fn seq(&self, conv: &str) -> String {
+        format!("{}:seq:{conv}", self.ns)
     }
     /// Lock held by the node that reaps a dead node.
-    pub fn reap_lock(node: &str) -> String {
-        format!("im:reap:{node}")
+    pub fn reap_lock(&self, node: &str) -> String {
+        format!("{}:reap:{node}", self.ns)
     }
 }

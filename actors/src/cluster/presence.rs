@@ -24,7 +24,7 @@ use schema::{DeviceId, UserId};
 use tokio::sync::mpsc;
 
 use super::bus::{BusOut, ClusterBus};
-use super::{keys, NodeInfo, NodeSelf, RedisState, SessionInfo};
+use super::{NodeInfo, NodeSelf, RedisState, SessionInfo};
 use crate::metrics::Metrics;
 use crate::presence::{Presence, PresenceChanged};
 use crate::registry::{GetStats, KickReason, ListAllSessions, SessionRegistry};
@@ -136,8 +136,8 @@ impl ClusterPresence {
                 let res: Result<(String, Vec<String>), String> = async {
                     let mut c = self.conn().await?;
                     redis::Script::new(UP)
-                        .key(keys::presence(user))
-                        .key(keys::node_users(&self.me.id))
+                        .key(self.me.keys.presence(user))
+                        .key(self.me.keys.node_users(&self.me.id))
                         .arg(device.0)
                         .arg(&mine)
                         .arg(user.0)
@@ -168,8 +168,8 @@ impl ClusterPresence {
                 let res: Result<Vec<String>, String> = async {
                     let mut c = self.conn().await?;
                     redis::Script::new(DOWN)
-                        .key(keys::presence(user))
-                        .key(keys::node_users(&self.me.id))
+                        .key(self.me.keys.presence(user))
+                        .key(self.me.keys.node_users(&self.me.id))
                         .arg(device.0)
                         .arg(value_of(&self.me.id, since))
                         .arg(user.0)
@@ -204,7 +204,7 @@ impl ClusterPresence {
         let mut c = self.conn().await.ok()?;
         let mut pipe = redis::pipe();
         for u in users {
-            pipe.cmd("HVALS").arg(keys::presence(*u));
+            pipe.cmd("HVALS").arg(self.me.keys.presence(*u));
         }
         let vals: Vec<Vec<String>> = pipe.query_async(&mut c).await.ok()?;
         Some(users.iter().zip(vals).filter(|(_, v)| self.live_count(v) > 0).map(|(u, _)| *u).collect())
@@ -214,7 +214,7 @@ impl ClusterPresence {
     pub async fn sessions(&self, user: UserId) -> Option<Vec<SessionInfo>> {
         let mut c = self.conn().await.ok()?;
         let all: HashMap<String, String> =
-            redis::cmd("HGETALL").arg(keys::presence(user)).query_async(&mut c).await.ok()?;
+            redis::cmd("HGETALL").arg(self.me.keys.presence(user)).query_async(&mut c).await.ok()?;
         let mut out: Vec<SessionInfo> = all
             .into_iter()
             .filter_map(|(d, v)| {
@@ -233,11 +233,11 @@ impl ClusterPresence {
     /// Every node Redis knows (live or not yet reaped), with its published facts.
     pub async fn nodes(&self) -> Option<Vec<NodeInfo>> {
         let mut c = self.conn().await.ok()?;
-        let ids: Vec<String> = redis::cmd("SMEMBERS").arg(keys::NODES).query_async(&mut c).await.ok()?;
+        let ids: Vec<String> = redis::cmd("SMEMBERS").arg(self.me.keys.nodes()).query_async(&mut c).await.ok()?;
         let mut pipe = redis::pipe();
         for id in &ids {
-            pipe.cmd("HGETALL").arg(keys::node_info(id));
-            pipe.cmd("EXISTS").arg(keys::node_alive(id));
+            pipe.cmd("HGETALL").arg(self.me.keys.node_info(id));
+            pipe.cmd("EXISTS").arg(self.me.keys.node_alive(id));
         }
         let raw: Vec<redis::Value> = pipe.query_async(&mut c).await.ok()?;
         let mut out = Vec::new();
@@ -280,10 +280,13 @@ impl ClusterPresence {
                 }
                 last = now;
                 let stats = sessions.send(GetStats).await.unwrap_or_default();
-                match this.beat(stats.sessions as u64, stats.users as u64).await {
-                    Ok(()) => {
-                        if !healthy {
-                            // First beat, or Redis came back (maybe empty after a restart).
+                let beat =
+                    tokio::time::timeout(this.heartbeat * 3, this.beat(stats.sessions as u64, stats.users as u64));
+                match beat.await.unwrap_or_else(|_| Err("timed out".into())) {
+                    Ok(rejoined) => {
+                        if !healthy || rejoined {
+                            // First beat, Redis came back, or it lost its data (restarted empty):
+                            // this node's sessions go back in.
                             if let Err(e) = this.reregister(&sessions).await {
                                 log::warn!("presence: local sessions not re-registered: {e}");
                                 continue;
@@ -305,15 +308,17 @@ impl ClusterPresence {
         });
     }
 
-    async fn beat(&self, sessions: u64, users: u64) -> Result<(), String> {
+    /// Refreshes liveness and facts; true when this node was missing from the node set (a first
+    /// beat, a Redis that lost its data, or this node reaped as dead after a long pause).
+    async fn beat(&self, sessions: u64, users: u64) -> Result<bool, String> {
         let mut c = self.conn().await?;
         let id = &self.me.id;
         let ttl_ms = self.ttl.as_millis() as u64;
         let mut pipe = redis::pipe();
-        pipe.cmd("SET").arg(keys::node_alive(id)).arg(1).arg("PX").arg(ttl_ms).ignore();
-        pipe.cmd("SADD").arg(keys::NODES).arg(id).ignore();
+        pipe.cmd("SET").arg(self.me.keys.node_alive(id)).arg(1).arg("PX").arg(ttl_ms).ignore();
+        pipe.cmd("SADD").arg(self.me.keys.nodes()).arg(id);
         pipe.cmd("HSET")
-            .arg(keys::node_info(id))
+            .arg(self.me.keys.node_info(id))
             .arg("address")
             .arg(self.me.address())
             .arg("version")
@@ -329,11 +334,11 @@ impl ClusterPresence {
             .arg("draining")
             .arg(if self.me.draining() { "1" } else { "0" })
             .ignore();
-        pipe.cmd("SMEMBERS").arg(keys::NODES);
-        let (ids,): (Vec<String>,) = pipe.query_async(&mut c).await.map_err(|e| e.to_string())?;
+        pipe.cmd("SMEMBERS").arg(self.me.keys.nodes());
+        let (added, ids): (i64, Vec<String>) = pipe.query_async(&mut c).await.map_err(|e| e.to_string())?;
         let mut pipe = redis::pipe();
         for n in &ids {
-            pipe.cmd("EXISTS").arg(keys::node_alive(n));
+            pipe.cmd("EXISTS").arg(self.me.keys.node_alive(n));
         }
         let flags: Vec<bool> = pipe.query_async(&mut c).await.map_err(|e| e.to_string())?;
         let alive: HashSet<String> = ids.into_iter().zip(flags).filter(|(_, a)| *a).map(|(n, _)| n).collect();
@@ -341,20 +346,49 @@ impl ClusterPresence {
             *a = alive;
             a.insert(id.clone());
         }
-        Ok(())
+        Ok(added == 1)
     }
 
-    /// Writes every local session into Redis again (after a Redis restart it is empty).
+    /// Writes every local session into Redis again (after a Redis restart it is empty), and
+    /// removes this node's entries of sessions that closed while Redis was unreachable.
     async fn reregister(&self, sessions: &Addr<SessionRegistry>) -> Result<(), String> {
         let all = sessions.send(ListAllSessions).await.map_err(|e| e.to_string())?;
         let mut c = self.conn().await?;
         for chunk in all.chunks(1000) {
             let mut pipe = redis::pipe();
             for (user, device, since) in chunk {
-                pipe.cmd("HSET").arg(keys::presence(*user)).arg(device.0).arg(value_of(&self.me.id, *since)).ignore();
-                pipe.cmd("SADD").arg(keys::node_users(&self.me.id)).arg(user.0).ignore();
+                pipe.cmd("HSET")
+                    .arg(self.me.keys.presence(*user))
+                    .arg(device.0)
+                    .arg(value_of(&self.me.id, *since))
+                    .ignore();
+                pipe.cmd("SADD").arg(self.me.keys.node_users(&self.me.id)).arg(user.0).ignore();
             }
             pipe.query_async::<()>(&mut c).await.map_err(|e| e.to_string())?;
+        }
+        let local: HashSet<i64> = all.iter().map(|(u, _, _)| u.0).collect();
+        let listed: Vec<i64> = redis::cmd("SMEMBERS")
+            .arg(self.me.keys.node_users(&self.me.id))
+            .query_async(&mut c)
+            .await
+            .map_err(|e| e.to_string())?;
+        let prefix = format!("{}|", self.me.id);
+        for u in listed.into_iter().filter(|u| !local.contains(u)) {
+            let left: Vec<String> = redis::Script::new(REAP)
+                .key(self.me.keys.presence(UserId(u)))
+                .arg(&prefix)
+                .invoke_async(&mut c)
+                .await
+                .map_err(|e| e.to_string())?;
+            redis::cmd("SREM")
+                .arg(self.me.keys.node_users(&self.me.id))
+                .arg(u)
+                .query_async::<()>(&mut c)
+                .await
+                .map_err(|e| e.to_string())?;
+            if self.live_count(&left) == 0 {
+                self.presence.do_send(PresenceChanged { user: UserId(u), online: false });
+            }
         }
         Ok(())
     }
@@ -363,10 +397,10 @@ impl ClusterPresence {
     async fn reap(&self) -> Result<(), String> {
         let mut c = self.conn().await?;
         let ids: Vec<String> =
-            redis::cmd("SMEMBERS").arg(keys::NODES).query_async(&mut c).await.map_err(|e| e.to_string())?;
+            redis::cmd("SMEMBERS").arg(self.me.keys.nodes()).query_async(&mut c).await.map_err(|e| e.to_string())?;
         for dead in ids.iter().filter(|n| !self.is_alive(n)) {
             let locked: Option<String> = redis::cmd("SET")
-                .arg(keys::reap_lock(dead))
+                .arg(self.me.keys.reap_lock(dead))
                 .arg(&self.me.id)
                 .arg("NX")
                 .arg("PX")
@@ -378,14 +412,14 @@ impl ClusterPresence {
                 continue;
             }
             let users: Vec<i64> = redis::cmd("SMEMBERS")
-                .arg(keys::node_users(dead))
+                .arg(self.me.keys.node_users(dead))
                 .query_async(&mut c)
                 .await
                 .map_err(|e| e.to_string())?;
             let prefix = format!("{dead}|");
             for u in &users {
                 let left: Vec<String> = redis::Script::new(REAP)
-                    .key(keys::presence(UserId(*u)))
+                    .key(self.me.keys.presence(UserId(*u)))
                     .arg(&prefix)
                     .invoke_async(&mut c)
                     .await
@@ -395,9 +429,9 @@ impl ClusterPresence {
                 }
             }
             let mut pipe = redis::pipe();
-            pipe.cmd("DEL").arg(keys::node_users(dead)).ignore();
-            pipe.cmd("DEL").arg(keys::node_info(dead)).ignore();
-            pipe.cmd("SREM").arg(keys::NODES).arg(dead).ignore();
+            pipe.cmd("DEL").arg(self.me.keys.node_users(dead)).ignore();
+            pipe.cmd("DEL").arg(self.me.keys.node_info(dead)).ignore();
+            pipe.cmd("SREM").arg(self.me.keys.nodes()).arg(dead).ignore();
             pipe.query_async::<()>(&mut c).await.map_err(|e| e.to_string())?;
             log::warn!("presence: node {dead} is gone; {} of its users cleaned up", users.len());
         }
@@ -413,18 +447,18 @@ impl ClusterPresence {
             pipe.cmd("EVAL")
                 .arg(DOWN)
                 .arg(2)
-                .arg(keys::presence(*user))
-                .arg(keys::node_users(&self.me.id))
+                .arg(self.me.keys.presence(*user))
+                .arg(self.me.keys.node_users(&self.me.id))
                 .arg(device.0)
                 .arg(value_of(&self.me.id, *since))
                 .arg(user.0)
                 .arg("1")
                 .ignore();
         }
-        pipe.cmd("DEL").arg(keys::node_alive(&self.me.id)).ignore();
-        pipe.cmd("DEL").arg(keys::node_users(&self.me.id)).ignore();
-        pipe.cmd("DEL").arg(keys::node_info(&self.me.id)).ignore();
-        pipe.cmd("SREM").arg(keys::NODES).arg(&self.me.id).ignore();
+        pipe.cmd("DEL").arg(self.me.keys.node_alive(&self.me.id)).ignore();
+        pipe.cmd("DEL").arg(self.me.keys.node_users(&self.me.id)).ignore();
+        pipe.cmd("DEL").arg(self.me.keys.node_info(&self.me.id)).ignore();
+        pipe.cmd("SREM").arg(self.me.keys.nodes()).arg(&self.me.id).ignore();
         pipe.query_async::<()>(&mut c).await.map_err(|e| e.to_string())
     }
 

@@ -1,7 +1,7 @@
 //! Conversation sequence numbers from Redis, so that every node assigns unique, increasing seqs
 //! to the same conversation.
 //!
-//! `im:seq:{conv}` holds the last seq given out. Each allocation is one atomic script: `INCR`,
+//! `im:seq:{conv}` holds the last seq given out. Each allocation is one atomic script: `INCRBY`,
 //! raised to the caller's floor if Redis knows less than the caller (a fresh key, or Redis lost
 //! its data in a restart) — the floor is the highest seq the calling actor has seen, which is at
 //! least the store's highest when the actor started. The key expires after a day without traffic;
@@ -13,14 +13,15 @@ use std::time::Duration;
 use deadpool_redis::redis;
 use schema::ConvId;
 
-use super::keys;
+use super::Keys;
 use crate::metrics::{inc, Metrics};
 
 const NEXT: &str = r"
-local v = redis.call('INCR', KEYS[1])
+local n = tonumber(ARGV[3])
+local v = redis.call('INCRBY', KEYS[1], n)
 local floor = tonumber(ARGV[1])
-if v <= floor then
-  v = floor + 1
+if v - n < floor then
+  v = floor + n
   redis.call('SET', KEYS[1], v)
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -38,23 +39,26 @@ pub struct SeqSource {
     pool: deadpool_redis::Pool,
     script: Arc<redis::Script>,
     metrics: Arc<Metrics>,
+    keys: Keys,
 }
 
 impl SeqSource {
     /// Seqs from the Redis behind `pool`.
-    pub fn new(pool: deadpool_redis::Pool, metrics: Arc<Metrics>) -> Self {
-        SeqSource { pool, script: Arc::new(redis::Script::new(NEXT)), metrics }
+    pub fn new(pool: deadpool_redis::Pool, metrics: Arc<Metrics>, keys: Keys) -> Self {
+        SeqSource { pool, script: Arc::new(redis::Script::new(NEXT)), metrics, keys }
     }
 
-    /// The next seq of `conv`, above `floor`. `None` when Redis cannot answer in time (the caller
-    /// then takes `floor + 1` itself; the store's unique `(conv, seq)` key catches a collision).
-    pub async fn next(&self, conv: &ConvId, floor: i64) -> Option<i64> {
+    /// Takes `n` consecutive seqs of `conv`, all above `floor`; returns the last one (the range
+    /// is `last - n + 1 ..= last`). `None` when Redis cannot answer in time (the caller then
+    /// counts on from `floor` itself; the store's unique `(conv, seq)` key catches a collision).
+    pub async fn next_n(&self, conv: &ConvId, floor: i64, n: i64) -> Option<i64> {
         let work = async {
             let mut c = self.pool.get().await.ok()?;
             self.script
-                .key(keys::seq(conv.as_str()))
+                .key(self.keys.seq(conv.as_str()))
                 .arg(floor)
                 .arg(KEY_TTL_SECS)
+                .arg(n)
                 .invoke_async::<i64>(&mut c)
                 .await
                 .ok()

@@ -20,6 +20,8 @@ pub struct User {
     pub banned_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Why the user was banned (set with `banned_at`; migration 000006, hence the last column).
+    pub ban_reason: Option<String>,
 }
 
 /// A user to insert (registration).

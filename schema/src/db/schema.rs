@@ -17,6 +17,7 @@ diesel::table! {
         banned_at -> Nullable<BigInt>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        ban_reason -> Nullable<Text>,
     }
 }
 

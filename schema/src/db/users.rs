@@ -167,8 +167,27 @@ pub fn update_profile(
     find(conn, id)
 }
 
-/// Sets or clears the ban mark; returns false for an unknown user.
-pub fn set_banned(conn: &mut AnyConnection, id: i64, at: Option<i64>) -> Result<bool, DbError> {
-    let n = diesel::update(users::table.find(id)).set(users::banned_at.eq(at)).execute(conn)?;
-    Ok(n == 1)
+/// Bans a user at `at` with an optional reason (`Some(at)`), or lifts the ban (`None`, which also
+/// clears the reason). A repeated ban keeps the first time and takes the new reason. Returns the
+/// updated row, `None` for an unknown user.
+pub fn set_banned(
+    conn: &mut AnyConnection,
+    id: i64,
+    at: Option<i64>,
+    reason: Option<&str>,
+) -> Result<Option<User>, DbError> {
+    let target = users::table.find(id);
+    let n = match at {
+        Some(at) => {
+            diesel::update(target.filter(users::banned_at.is_null())).set(users::banned_at.eq(at)).execute(conn)?;
+            diesel::update(target).set(users::ban_reason.eq(reason)).execute(conn)?
+        }
+        None => diesel::update(target)
+            .set((users::banned_at.eq(None::<i64>), users::ban_reason.eq(None::<String>)))
+            .execute(conn)?,
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    find(conn, id)
 }

@@ -191,7 +191,7 @@ async fn login(state: web::Data<AppState>, body: web::Json<LoginBody>) -> ApiRes
         }
     };
     if user.banned_at.is_some() {
-        return Err(ApiError::forbidden("user_banned", "this account is banned"));
+        return Err(auth::banned());
     }
     let token = auth::new_token();
     let now = state.clock.now_ms();

@@ -5,8 +5,10 @@
 //! - [`friends`]: `/api/v1/friend/*`, `/api/v1/friends/*`.
 //! - [`groups`]: `/api/v1/groups/*` (group messages are sent over `/ws` too).
 //! - [`conversations`]: `/api/v1/conversations/*` (messages are sent over `/ws`).
+//! - [`admin`]: `/admin/v1/*` and `/metrics`, behind the admin token (absent when none is set).
 
 pub mod accounts;
+pub mod admin;
 pub mod conversations;
 pub mod friends;
 pub mod groups;
@@ -95,7 +97,7 @@ pub async fn not_found() -> actix_web::HttpResponse {
     ApiError::not_found("not_found", "no such route").error_response()
 }
 
-/// Registers every route of the public API.
+/// Registers every route of the public and the admin API.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
@@ -105,5 +107,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(friends::configure)
                 .configure(conversations::configure)
                 .configure(groups::configure),
-        );
+        )
+        .configure(admin::configure);
 }

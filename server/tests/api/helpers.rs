@@ -12,8 +12,29 @@ pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 /// Generates one `#[actix_rt::test]` per backend for each named async test function taking a
 /// `TestApp`: `mod sqlite { fn case() }` and `mod postgres { fn case() }`.
+///
+/// `backend_tests!(tune = f; case, ...)` starts each server with its settings adjusted by `f`, a
+/// `fn(&mut Settings)` of the calling module (see [`TestApp::spawn_tuned`]).
 #[macro_export]
 macro_rules! backend_tests {
+    (tune = $tune:ident; $($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[actix_rt::test]
+                async fn $case() -> $crate::helpers::TestResult {
+                    super::$case($crate::helpers::TestApp::spawn_tuned("sqlite", super::$tune).await?).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[actix_rt::test]
+                async fn $case() -> $crate::helpers::TestResult {
+                    super::$case($crate::helpers::TestApp::spawn_tuned("postgres", super::$tune).await?).await
+                }
+            )*
+        }
+    };
     ($($case:ident),* $(,)?) => {
         mod sqlite {
             $(

@@ -3,6 +3,7 @@
 //! Every test runs against SQLite and against PostgreSQL.
 
 mod accounts;
+mod admin;
 mod chat;
 mod chat_limits;
 mod friends;

@@ -1,0 +1,253 @@
+//! Faults: a node killed with clients mid-stream, and Redis restarted mid-run. Nothing acked is
+//! lost and nothing is doubled.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::Cluster;
+use crate::helpers::{Http, TestResult, User};
+use crate::ws_client::{conv_of, WsClient};
+
+/// A client that keeps going: on a broken connection it reconnects through `http` (the load
+/// balancer) and resends the unacked message with the same id, as a real client does.
+struct Sender {
+    http: Http,
+    user: User,
+    ws: Option<WsClient>,
+    reconnects: usize,
+}
+
+impl Sender {
+    async fn connect(&mut self) -> TestResult {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match WsClient::connect(&self.http, &self.user).await {
+                Ok(w) => {
+                    self.ws = Some(w);
+                    return Ok(());
+                }
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    actix_rt::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends until acked; returns the ack's seq.
+    async fn send_reliably(&mut self, conv: &str, id: &str) -> TestResult<i64> {
+        for _ in 0..20 {
+            if self.ws.is_none() {
+                self.connect().await?;
+                self.reconnects += 1;
+            }
+            let Some(ws) = self.ws.as_mut() else { continue };
+            match ws.say(conv, id, &format!("body of {id}")).await {
+                Ok(ack) => return ack["seq"].as_i64().ok_or_else(|| format!("ack without seq: {ack}").into()),
+                Err(_) => self.ws = None,
+            }
+        }
+        Err(format!("{id} never acked").into())
+    }
+}
+
+fn msg_ids(frames: &[Value]) -> Vec<(i64, String)> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "msg")
+        .filter_map(|f| Some((f["seq"].as_i64()?, f["id"].as_str()?.to_owned())))
+        .collect()
+}
+
+/// Everything a receiver got: what arrived live on its socket, then (once that socket is gone)
+/// a `sync` from the last seq it saw, through the load balancer.
+async fn collect(lb: &Http, user: &User, live: &mut WsClient, conv: &str) -> TestResult<Vec<(i64, String)>> {
+    let mut frames = Vec::new();
+    while let Some(v) = live.next_within(Duration::from_millis(500)).await? {
+        frames.push(v);
+    }
+    let mut got = msg_ids(&frames);
+    let mut after = got.iter().map(|g| g.0).max().unwrap_or(0);
+    let mut w = WsClient::connect(lb, &lb.login(&user.username).await?).await?;
+    loop {
+        let page = w.sync(conv, after, 100).await?;
+        let more = sync_ids(&page);
+        if more.is_empty() {
+            break;
+        }
+        after = more.iter().map(|m| m.0).max().unwrap_or(after);
+        got.extend(more);
+    }
+    Ok(got)
+}
+
+fn sync_ids(page: &Value) -> Vec<(i64, String)> {
+    page["messages"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|m| Some((m["seq"].as_i64()?, m["id"].as_str()?.to_owned()))).collect())
+        .unwrap_or_default()
+}
+
+#[actix_rt::test]
+async fn a_node_killed_mid_stream_loses_and_doubles_nothing() -> TestResult {
+    let mut c = Cluster::start(3, true).await?;
+    let direct = c.node(0);
+    let lb = c.lb()?;
+    const PAIRS: usize = 3;
+    const MSGS: usize = 30;
+    let mut pairs = Vec::new();
+    for i in 0..PAIRS {
+        let s = direct.user(&format!("sender{i}")).await?;
+        let r = direct.user(&format!("receiver{i}")).await?;
+        direct.befriend(&s, &r).await?;
+        pairs.push((s, r));
+    }
+    // Carol is only on node 2 and will not come back; Dave, her friend, watches from node 1.
+    let carol = direct.user("carol").await?;
+    let dave = direct.user("dave").await?;
+    direct.befriend(&carol, &dave).await?;
+    let mut wd = WsClient::connect(&c.node(0), &dave).await?;
+    let _wc = WsClient::connect(&c.node(1), &carol).await?;
+    let p = wd.expect("presence").await?;
+    assert_eq!((p["user_id"].as_i64(), p["online"].as_bool()), (Some(carol.id), Some(true)));
+
+    // Through nginx (round robin): the senders and receivers spread over the three nodes.
+    let mut senders = Vec::new();
+    for (s, _) in &pairs {
+        let mut snd = Sender { http: lb.clone(), user: s.clone(), ws: None, reconnects: 0 };
+        snd.connect().await?;
+        senders.push(snd);
+    }
+    let mut receivers = Vec::new();
+    for (_, r) in &pairs {
+        receivers.push(WsClient::connect(&lb, r).await?);
+    }
+
+    let convs: Vec<String> = pairs.iter().map(|(s, r)| conv_of(s, r)).collect();
+    let run =
+        futures_util::future::join_all(senders.iter_mut().zip(&convs).enumerate().map(|(i, (snd, conv))| async move {
+            let mut acked = Vec::new();
+            for k in 0..MSGS {
+                let id = format!("s{i}-{k}");
+                let seq = snd.send_reliably(conv, &id).await?;
+                acked.push((seq, id));
+                actix_rt::time::sleep(Duration::from_millis(15)).await;
+            }
+            Ok::<_, Box<dyn std::error::Error>>(acked)
+        }));
+    let kill = async {
+        actix_rt::time::sleep(Duration::from_millis(150)).await;
+        c.kill(1).await
+    };
+    let (results, killed) = futures_util::future::join(run, kill).await;
+    killed?;
+    let mut sent = Vec::new();
+    for r in results {
+        sent.push(r?);
+    }
+    assert!(senders.iter().map(|s| s.reconnects).sum::<usize>() >= 1, "some sender was on the killed node");
+
+    for (i, ((_, r), live)) in pairs.iter().zip(receivers.iter_mut()).enumerate() {
+        let got = collect(&lb, r, live, &convs[i]).await?;
+        // Live frames and the catch-up together hold every acked message, each once.
+        let mut seen = HashSet::new();
+        for g in &got {
+            assert!(seen.insert(g.clone()), "receiver {i} got {g:?} twice");
+        }
+        let want: HashSet<(i64, String)> = sent[i].iter().cloned().collect();
+        assert_eq!(seen, want, "receiver {i}: lost or extra messages");
+        // The store has exactly the acked messages, in send order, with increasing seqs.
+        let mut w = WsClient::connect(&lb, &lb.login(&r.username).await?).await?;
+        let page = w.sync(&convs[i], 0, 500).await?;
+        assert_eq!(sync_ids(&page), sent[i], "conversation {i} as stored");
+    }
+
+    // Carol's only node died: within the node TTL she is offline for her friends.
+    let p = wd.expect("presence").await?;
+    assert_eq!((p["user_id"].as_i64(), p["online"].as_bool()), (Some(carol.id), Some(false)), "{p}");
+    let (_, f) = c.node(0).get(&format!("/api/v1/friends/{}", carol.id), &dave.token).await?;
+    assert_eq!(f["online"], false, "{f}");
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn redis_restarted_mid_run_loses_nothing_and_delivery_resumes() -> TestResult {
+    let mut c = Cluster::start(2, false).await?;
+    let (n1, n2) = (c.node(0), c.node(1));
+    let a = n1.user("alice").await?;
+    let b = n1.user("bob").await?;
+    n1.befriend(&a, &b).await?;
+    let conv = conv_of(&a, &b);
+    let mut wa = WsClient::connect(&n1, &a).await?;
+    let mut wb = WsClient::connect(&n2, &b).await?;
+    c.wait_redis(0, "up").await?;
+    c.wait_redis(1, "up").await?;
+    let mut acked = Vec::new();
+    for i in 0..5 {
+        let ack = wa.say(&conv, &format!("before-{i}"), "x").await?;
+        acked.push(ack["seq"].as_i64().ok_or("seq")?);
+        let m = wb.expect("msg").await?;
+        assert_eq!(m["seq"], ack["seq"]);
+    }
+
+    // Redis goes away: both nodes keep persisting and acking, and say they are degraded.
+    c.redis.down().await?;
+    let ready = c.wait_redis(0, "down").await?;
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    let (st, _) = n1.call(actix_web::http::Method::GET, "/readyz", None, None).await?;
+    assert_eq!(st.as_u16(), 200, "a degraded node still serves its clients");
+    for i in 0..5 {
+        let ack = wa.say(&conv, &format!("during-{i}"), "x").await?;
+        acked.push(ack["seq"].as_i64().ok_or("seq")?);
+    }
+    // Bob, on the other node, cannot hear them live now; he will catch up.
+
+    // Redis comes back empty: the nodes reconnect, re-subscribe and tell their clients to sync.
+    c.redis.up().await?;
+    c.wait_redis(0, "up").await?;
+    c.wait_redis(1, "up").await?;
+    let mut last = acked[4];
+    let mut frames = Vec::new();
+    loop {
+        let v = wb.expect("event").await?;
+        if v["event"] == "resync" {
+            break;
+        }
+        frames.push(v);
+    }
+    let page = wb.sync(&conv, last, 100).await?;
+    let caught: Vec<i64> = sync_ids(&page).into_iter().map(|(s, _)| s).collect();
+    assert_eq!(caught, acked[5..].to_vec(), "what was acked while Redis was away is all there");
+    last = *acked.last().ok_or("no acks")?;
+
+    // Live delivery across nodes resumes, and seqs keep increasing although Redis forgot them.
+    for i in 0..5 {
+        let ack = wa.say(&conv, &format!("after-{i}"), "x").await?;
+        let seq = ack["seq"].as_i64().ok_or("seq")?;
+        assert!(seq > last, "seq {seq} after {last}");
+        last = seq;
+        acked.push(seq);
+        let m = wb.expect("msg").await?;
+        assert_eq!(m["seq"], ack["seq"], "live again after the restart");
+    }
+    // Presence was re-registered in the fresh Redis (seen once node 2 knows node 1 is alive
+    // again: within a heartbeat).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, f) = n2.get(&format!("/api/v1/friends/{}", a.id), &b.token).await?;
+        if f["online"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alice never online again after the restart: {f}");
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut fresh = WsClient::connect(&n2, &n2.login("bob").await?).await?;
+    let page = fresh.sync(&conv, 0, 100).await?;
+    let stored: Vec<i64> = sync_ids(&page).into_iter().map(|(s, _)| s).collect();
+    assert_eq!(stored, acked, "every acked message once, in order");
+    Ok(())
+}

@@ -1,0 +1,318 @@
+//! A real cluster per test: its own Redis server, one scratch PostgreSQL database, N `im-server`
+//! processes (the built binary) and nginx in front, all on loopback with free ports.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::{Http, TestResult};
+
+/// The admin token every test node gets.
+pub const ADMIN: &str = "cluster-test-admin-token";
+/// Liveness TTL of a node in these tests (seconds): a killed node's users go offline this fast.
+pub const NODE_TTL_SECS: u64 = 3;
+
+/// A free loopback port (bound and released; the caller binds it right after).
+pub fn free_port() -> TestResult<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn which(name: &str, fallbacks: &[&str]) -> TestResult<PathBuf> {
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    for f in fallbacks {
+        if std::path::Path::new(f).is_file() {
+            return Ok(PathBuf::from(f));
+        }
+    }
+    Err(format!("{name} is not installed (scripts/services.sh installs it)").into())
+}
+
+async fn wait_port(port: u16, what: &str) -> TestResult {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!("{what} did not listen on {port}").into())
+}
+
+/// A private redis-server (so a test may restart it without disturbing anyone else).
+pub struct Redis {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    pub async fn start() -> TestResult<Self> {
+        let mut r = Redis { port: free_port()?, child: None };
+        r.up().await?;
+        Ok(r)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Starts the server (again) on the same port, empty (no persistence, like a restart after a
+    /// crash of a cache-only Redis).
+    pub async fn up(&mut self) -> TestResult {
+        let bin = which("redis-server", &["/usr/bin/redis-server", "/usr/local/bin/redis-server"])?;
+        let child = Command::new(bin)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        self.child = Some(child);
+        wait_port(self.port, "redis-server").await
+    }
+
+    /// Kills the server (SIGKILL): every connection to it breaks.
+    pub async fn down(&mut self) -> TestResult {
+        if let Some(mut c) = self.child.take() {
+            c.start_kill()?;
+            c.wait().await?;
+        }
+        Ok(())
+    }
+}
+
+/// One `im-server` process.
+pub struct Node {
+    pub id: String,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Node {
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// nginx in front of the nodes.
+pub struct Nginx {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+/// A running cluster.
+pub struct Cluster {
+    pub redis: Redis,
+    pub nodes: Vec<Node>,
+    pub nginx: Option<Nginx>,
+    db: schema::db::scratch::ScratchDb,
+    namespace: String,
+}
+
+impl Cluster {
+    /// `n` nodes on one PostgreSQL database and a private Redis; with nginx if `lb`.
+    pub async fn start(n: usize, lb: bool) -> TestResult<Self> {
+        let db = tokio::task::spawn_blocking(schema::db::scratch::ScratchDb::postgres).await??;
+        let redis = Redis::start().await?;
+        let namespace = format!("t{}", rand_suffix());
+        let mut c = Cluster { redis, nodes: Vec::new(), nginx: None, db, namespace };
+        for i in 0..n {
+            let node = Node { id: format!("node-{}", i + 1), port: free_port()?, child: None };
+            c.nodes.push(node);
+            // The first node applies the migrations before the others start.
+            c.boot(i).await?;
+        }
+        if lb {
+            c.nginx = Some(c.start_nginx().await?);
+        }
+        Ok(c)
+    }
+
+    async fn boot(&mut self, i: usize) -> TestResult {
+        let node = &self.nodes[i];
+        let mut child = Command::new(env!("CARGO_BIN_EXE_im-server"))
+            .env("IM__SERVER__BIND", format!("127.0.0.1:{}", node.port))
+            .env("IM__SERVER__WORKERS", "1")
+            .env("IM__SERVER__SHUTDOWN_TIMEOUT_SECS", "2")
+            .env("IM__DATABASE__URL", &self.db.url)
+            .env("IM__DATABASE__POOL_SIZE", "4")
+            .env("IM__DATABASE__RUN_MIGRATIONS", if i == 0 { "true" } else { "false" })
+            .env("IM__CLUSTER__REDIS_URL", self.redis.url())
+            .env("IM__CLUSTER__NODE_ID", &node.id)
+            .env("IM__CLUSTER__NAMESPACE", &self.namespace)
+            .env("IM__CLUSTER__HEARTBEAT_SECS", "1")
+            .env("IM__CLUSTER__NODE_TTL_SECS", NODE_TTL_SECS.to_string())
+            .env("IM__AUTH__BCRYPT_COST", "4")
+            .env("IM__ADMIN__TOKEN", ADMIN)
+            .env("RUST_LOG", std::env::var("IM_TEST_NODE_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let tag = node.id.clone();
+        let echo = std::env::var_os("IM_TEST_NODE_LOG").is_some();
+        actix_rt::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                if echo {
+                    eprintln!("[{tag}] {l}");
+                }
+            }
+        });
+        self.nodes[i].child = Some(child);
+        let http = Http::new(&self.nodes[i].base());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((s, _)) = http.call(actix_web::http::Method::GET, "/healthz", None, None).await {
+                if s.is_success() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{} did not come up", self.nodes[i].id).into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn start_nginx(&self) -> TestResult<Nginx> {
+        let bin = which("nginx", &["/usr/sbin/nginx"])?;
+        let dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let upstreams: String = self
+            .nodes
+            .iter()
+            .map(|n| format!("    server 127.0.0.1:{} max_fails=1 fail_timeout=2s;\n", n.port))
+            .collect();
+        let d = dir.path().display();
+        let user = if std::env::var("USER").as_deref() == Ok("root") || is_root() { "user root;\n" } else { "" };
+        let conf = format!(
+            "{user}worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+               map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}\n\
+               upstream im {{\n{upstreams}  }}\n\
+               server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://im;\n\
+                 proxy_http_version 1.1;\n      proxy_set_header Upgrade $http_upgrade;\n\
+                 proxy_set_header Connection $connection_upgrade;\n      proxy_connect_timeout 1s;\n\
+                 proxy_read_timeout 3600s;\n      proxy_next_upstream error timeout http_502 http_503;\n    }}\n  }}\n}}\n"
+        );
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, conf)?;
+        let child = Command::new(bin)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&path)
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        wait_port(port, "nginx").await?;
+        Ok(Nginx { port, child, _dir: dir })
+    }
+
+    /// HTTP straight to node `i`.
+    pub fn node(&self, i: usize) -> Http {
+        Http::new(&self.nodes[i].base())
+    }
+
+    /// HTTP through nginx.
+    pub fn lb(&self) -> TestResult<Http> {
+        let n = self.nginx.as_ref().ok_or("no nginx in this cluster")?;
+        Ok(Http::new(&format!("http://127.0.0.1:{}", n.port)))
+    }
+
+    /// Kills node `i` with SIGKILL (no drain, no goodbye).
+    pub async fn kill(&mut self, i: usize) -> TestResult {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            c.start_kill()?;
+            c.wait().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends SIGTERM to node `i` and waits for it to exit; returns whether it exited cleanly.
+    pub async fn terminate(&mut self, i: usize) -> TestResult<bool> {
+        let Some(mut c) = self.nodes[i].child.take() else { return Ok(false) };
+        let pid = c.id().ok_or("no pid")?;
+        Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await?;
+        let status = tokio::time::timeout(Duration::from_secs(20), c.wait()).await??;
+        Ok(status.success())
+    }
+
+    /// Waits until `f` holds for the JSON of `GET path` (admin token) on node `i`.
+    pub async fn wait_admin(&self, i: usize, path: &str, f: impl Fn(&Value) -> bool) -> TestResult<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, v) = self.node(i).get(path, ADMIN).await?;
+            if f(&v) {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{path} on node {i} never matched; last: {v}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until `/readyz` of node `i` reports `redis` as `state`.
+    pub async fn wait_redis(&self, i: usize, state: &str) -> TestResult<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = match self.node(i).call(actix_web::http::Method::GET, "/readyz", None, None).await {
+                Ok((_, v)) => v,
+                Err(_) => Value::Null,
+            };
+            if v["redis"] == state {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("node {i}: redis never {state}; last /readyz: {v}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(n) = &mut self.nginx {
+            let _ = n.child.start_kill();
+        }
+        for n in &mut self.nodes {
+            if let Some(c) = &mut n.child {
+                let _ = c.start_kill();
+            }
+        }
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{}{}{}", std::process::id(), t % 1_000_000_007, N.fetch_add(1, Ordering::Relaxed))
+}
