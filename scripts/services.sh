@@ -3,6 +3,8 @@
 #   PostgreSQL  127.0.0.1:5432   user postgres, trust auth over TCP
 #   Redis       127.0.0.1:6379
 #   MongoDB     127.0.0.1:27017  wire protocol served by nx-27017 (PyPI), in memory
+# and that nginx is installed (not started: tests and deploy/local-cluster.sh run their own
+# nginx with their own config; the system service is never started here).
 #
 # Idempotent: a service that already answers is left alone. One that does not is
 # started, and installed first (apt-get, Debian 12) when it is missing.
@@ -48,13 +50,18 @@ im__root() {
     fi
 }
 
-# apt-get install, running `apt-get update` once first (only when something is installed).
-im__apt_install() {
+# `apt-get update`, once per shell.
+im__apt_update() {
     if [[ -z $_IM_APT_UPDATED ]]; then
         im__log "apt-get update"
         im__root env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 || return 1
         _IM_APT_UPDATED=1
     fi
+}
+
+# apt-get install, running `apt-get update` once first (only when something is installed).
+im__apt_install() {
+    im__apt_update || return 1
     im__log "apt-get install $*"
     im__root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2
 }
@@ -283,6 +290,67 @@ im_services_mongo() {
     im__log "MongoDB wire protocol answers on $IM_MONGO_HOST:$IM_MONGO_PORT"
 }
 
+# --------------------------------------------------------------------- nginx
+
+# The nginx binary (it lives in /usr/sbin, which a non-root PATH may lack).
+im__nginx_bin() {
+    if command -v nginx >/dev/null 2>&1; then
+        command -v nginx
+    elif [[ -x /usr/sbin/nginx ]]; then
+        printf '%s\n' /usr/sbin/nginx
+    else
+        return 1
+    fi
+}
+
+# The first of the given packages that apt can install (a Candidate other than "(none)").
+im__apt_candidate() {
+    local p cand
+    for p in "$@"; do
+        cand=$(apt-cache policy "$p" 2>/dev/null | awk '$1 == "Candidate:" { print $2; exit }')
+        if [[ -n $cand && $cand != "(none)" ]]; then
+            printf '%s\n' "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Installs nginx when it is missing, without starting (or enabling) the system service: a
+# temporary /usr/sbin/policy-rc.d that answers 101 keeps the package's maintainer scripts from
+# starting it. Debian 12's `nginx` is the real package (`nginx-light` is a transitional package
+# that pulls it in plus a module); whichever apt offers is used.
+im_services_nginx() {
+    local bin
+    if bin=$(im__nginx_bin); then
+        im__log "nginx is installed: $("$bin" -v 2>&1)"
+        return 0
+    fi
+    local pkg
+    pkg=$(im__apt_candidate nginx nginx-light) || {
+        im__apt_update || return 1
+        pkg=$(im__apt_candidate nginx nginx-light)
+    } || { im__die "apt offers neither nginx nor nginx-light"; return 1; }
+    local policy=/usr/sbin/policy-rc.d made_policy=
+    if [[ ! -e $policy ]]; then
+        im__root sh -c "printf '#!/bin/sh\n# scripts/services.sh: installing nginx without starting it\nexit 101\n' >$policy && chmod 755 $policy" ||
+            { im__die "could not write $policy"; return 1; }
+        made_policy=1
+    fi
+    local rc=0
+    im__apt_install "$pkg" || rc=$?
+    if [[ -n $made_policy ]]; then
+        im__root rm -f "$policy"
+    fi
+    ((rc == 0)) || { im__die "could not install $pkg"; return 1; }
+    # On a systemd host, do not start it at the next boot either.
+    if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+        im__root systemctl disable --quiet nginx >/dev/null 2>&1 || true
+    fi
+    bin=$(im__nginx_bin) || { im__die "$pkg installed but no nginx binary found"; return 1; }
+    im__log "installed $pkg: $("$bin" -v 2>&1) (service not started)"
+}
+
 # --------------------------------------------------------------------- all
 
 im_services_up() {
@@ -293,6 +361,7 @@ im_services_up() {
     im_services_postgres || return 1
     im_services_redis || return 1
     im_services_mongo || return 1
+    im_services_nginx || return 1
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

@@ -72,6 +72,29 @@ pub struct Args {
     /// Concurrent WebSocket handshakes per thread.
     #[arg(long, default_value_t = 32)]
     pub connect_concurrency: usize,
+    /// With several `--nodes`: `same` puts both users of a pair on one node (pairs spread over
+    /// the nodes), `cross` puts them on different nodes (every message crosses Redis).
+    #[arg(long, value_enum, default_value_t = Placement::Same)]
+    pub placement: Placement,
+}
+
+/// Where the two users of a pair connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Placement {
+    /// Both on the same node.
+    Same,
+    /// On different nodes.
+    Cross,
+}
+
+impl Placement {
+    /// The node index of side `side` (0 or 1) of pair `pair` among `n` nodes.
+    pub fn node(self, pair: usize, side: usize, n: usize) -> usize {
+        match self {
+            Placement::Same => pair % n,
+            Placement::Cross => (pair + side) % n,
+        }
+    }
 }
 
 /// What happened to one message.
@@ -289,7 +312,8 @@ impl ShardResult {
 /// What a generator thread is given.
 struct Plan {
     index: usize,
-    base: String,
+    nodes: Vec<String>,
+    placement: Placement,
     timeout: Duration,
     pairs: Vec<(User, User)>,
     rate: f64,
@@ -344,7 +368,8 @@ fn run_inner(args: &Args, progress: &Arc<Progress>) -> anyhow::Result<Outcome> {
         starts.push(start_tx);
         let plan = Plan {
             index,
-            base: c.url.clone(),
+            nodes: c.node_urls(),
+            placement: args.placement,
             timeout: c.timeout(),
             rate: args.rate * pairs.len() as f64 / args.pairs as f64,
             pairs,
@@ -378,8 +403,9 @@ fn run_inner(args: &Args, progress: &Arc<Progress>) -> anyhow::Result<Outcome> {
 
 /// One generator thread: connect, wait for the start, send on schedule, drain, count.
 async fn shard(plan: Plan) -> anyhow::Result<ShardResult> {
-    let Plan { index, base, timeout, pairs, rate, warmup, duration, drain, body, receipts, .. } = plan;
-    let api = Api::new(&base, timeout);
+    let Plan { index, timeout, pairs, rate, warmup, duration, drain, body, receipts, .. } = plan;
+    let node_apis: Vec<Api> = plan.nodes.iter().map(|u| Api::new(u, timeout)).collect();
+    let placement = plan.placement;
     let prefix = format!("lg{index}-");
     let users: Vec<User> = pairs.iter().flat_map(|(a, b)| [a.clone(), b.clone()]).collect();
     let state = Rc::new(RefCell::new(Shard {
@@ -408,7 +434,8 @@ async fn shard(plan: Plan) -> anyhow::Result<ShardResult> {
 
     let indexed: Vec<(usize, User)> = users.into_iter().enumerate().collect();
     let connected = setup::bounded(indexed, plan.connect_concurrency, |(s, u)| {
-        let (api, state, progress) = (&api, state.clone(), &plan.progress);
+        let api = &node_apis[placement.node(s / 2, s % 2, node_apis.len())];
+        let (state, progress) = (state.clone(), &plan.progress);
         async move {
             let (sock, id) =
                 ws::connect(api, &u.token, timeout, move |b, at| state.borrow_mut().on_frame(s, b, at)).await?;
@@ -582,9 +609,11 @@ fn summarize(args: &Args, r: &ShardResult, watch: &Watch, setup_secs: f64) -> Ou
         "scenario": "direct",
         "label": c.label,
         "url": c.url,
+        "nodes": c.node_urls(),
         "config": {
             "pairs": args.pairs, "rate": args.rate, "duration_secs": args.duration, "warmup_secs": args.warmup,
             "drain_secs": args.drain, "threads": args.threads, "body_bytes": args.body_bytes, "receipts": args.receipts,
+            "placement": format!("{:?}", args.placement).to_lowercase(),
         },
         "setup_secs": (setup_secs * 10.0).round() / 10.0,
         "counts": {

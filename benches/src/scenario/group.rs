@@ -459,7 +459,8 @@ impl ShardResult {
 /// Everything a generator thread needs.
 struct Plan {
     index: usize,
-    base: String,
+    /// Members connect to `nodes[global index % nodes.len()]`.
+    nodes: Vec<String>,
     timeout: Duration,
     layout: Layout,
     /// This thread's members: (global index, user).
@@ -535,7 +536,7 @@ fn run_inner(args: &Args, progress: &Arc<Progress>) -> anyhow::Result<Outcome> {
         starts.push(start_tx);
         let plan = Plan {
             index,
-            base: c.url.clone(),
+            nodes: c.node_urls(),
             timeout: c.timeout(),
             layout,
             members,
@@ -572,8 +573,8 @@ fn run_inner(args: &Args, progress: &Arc<Progress>) -> anyhow::Result<Outcome> {
 
 /// One generator thread: connect, wait for the start, send on schedule, drain, count.
 async fn shard(plan: Plan) -> anyhow::Result<ShardResult> {
-    let Plan { index, base, timeout, layout, members, convs, status, prefix, warmup, duration, drain, body, .. } = plan;
-    let api = Api::new(&base, timeout);
+    let Plan { index, timeout, layout, members, convs, status, prefix, warmup, duration, drain, body, .. } = plan;
+    let node_apis: Vec<Api> = plan.nodes.iter().map(|u| Api::new(u, timeout)).collect();
     let mut local_members = vec![0u32; layout.groups];
     for (i, _) in &members {
         local_members[layout.group_of_member(*i)] += 1;
@@ -616,9 +617,11 @@ async fn shard(plan: Plan) -> anyhow::Result<ShardResult> {
         progress: plan.progress.clone(),
     }));
 
-    let indexed: Vec<(usize, User)> = members.iter().map(|(_, u)| u.clone()).enumerate().collect();
-    let connected = setup::bounded(indexed, plan.connect_concurrency, |(j, u)| {
-        let (api, state, progress) = (&api, state.clone(), &plan.progress);
+    let indexed: Vec<(usize, usize, User)> =
+        members.iter().map(|(g, u)| (*g, u.clone())).enumerate().map(|(j, (g, u))| (j, g, u)).collect();
+    let connected = setup::bounded(indexed, plan.connect_concurrency, |(j, g, u)| {
+        let api = &node_apis[g % node_apis.len()];
+        let (state, progress) = (state.clone(), &plan.progress);
         async move {
             let (sock, id) =
                 ws::connect(api, &u.token, timeout, move |b, at| state.borrow_mut().on_frame(j, b, at)).await?;
@@ -894,6 +897,7 @@ fn summarize(args: &Args, layout: &Layout, r: &ShardResult, t: &Tally, watch: &W
         "scenario": "group",
         "label": c.label,
         "url": c.url,
+        "nodes": c.node_urls(),
         "config": {
             "groups": args.groups, "members": args.members, "senders": args.senders, "rate": args.rate,
             "duration_secs": args.duration, "warmup_secs": args.warmup, "drain_secs": args.drain,

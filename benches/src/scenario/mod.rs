@@ -28,6 +28,11 @@ pub struct Common {
     /// Base URL of the server.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// Nodes to spread WebSocket sessions over (comma-separated base URLs; default: `--url`).
+    /// Set-up requests go to `--url`. Against a cluster, each session picks its node by the
+    /// scenario's placement rule, so cross-node delivery can be measured.
+    #[arg(long, value_delimiter = ',')]
+    pub nodes: Vec<String>,
     /// Print the summary as JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -56,6 +61,15 @@ impl Common {
     /// The username prefix for this run.
     pub fn prefix(&self) -> String {
         self.prefix.clone().unwrap_or_else(crate::setup::run_prefix)
+    }
+
+    /// The nodes sessions connect to (at least one).
+    pub fn node_urls(&self) -> Vec<String> {
+        if self.nodes.is_empty() {
+            vec![self.url.clone()]
+        } else {
+            self.nodes.clone()
+        }
     }
 
     /// The HTTP timeout.
