@@ -190,6 +190,8 @@ pub struct ConversationDeps {
     pub(crate) seqs: Option<SeqSource>,
     /// The cluster bus, once started (never on a single node).
     pub(crate) bus: Arc<std::sync::OnceLock<Addr<ClusterBus>>>,
+    /// The node's metrics.
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl ConversationDeps {
@@ -198,6 +200,12 @@ impl ConversationDeps {
         if let Some(bus) = self.bus.get() {
             bus.do_send(msg);
         }
+    }
+
+    /// Records how long a message took from acceptance to its hand-off to local sessions.
+    pub(crate) fn observe_delivery(&self, accepted_ms: i64) {
+        let ms = (self.clock.now_ms() - accepted_ms).max(0);
+        self.metrics.delivery_latency.observe(ms as f64 / 1000.0);
     }
 }
 
@@ -318,6 +326,7 @@ impl Sequenced for ConversationActor {
     }
 
     fn deliver(&mut self, rec: &MessageRecord, origin: Option<DeviceId>) {
+        self.deps.observe_delivery(rec.ts);
         let wire = WireMessage::from(rec);
         let peer = self.peer(rec.sender);
         let to_peer = ServerFrame::Msg { msg: wire.clone(), silent: self.silent_for(peer), mentioned: false };
@@ -594,7 +603,17 @@ impl ConversationRegistry {
         sessions: Addr<SessionRegistry>,
         writer: Addr<MessageWriter>,
     ) -> ConversationDeps {
-        ConversationDeps { db, store, clock, settings, sessions, writer, seqs: None, bus: Default::default() }
+        ConversationDeps {
+            db,
+            store,
+            clock,
+            settings,
+            sessions,
+            writer,
+            seqs: None,
+            bus: Default::default(),
+            metrics: Arc::default(),
+        }
     }
 
     /// An empty registry.

@@ -349,6 +349,7 @@ impl GroupActor {
     /// Delivers a durable message to the members online on this node. `remote`: it was
     /// sequenced by another node (which also did the once-only side effects).
     fn fan_out(&mut self, rec: &MessageRecord, origin: Option<DeviceId>, remote: bool) {
+        self.deps.observe_delivery(rec.ts);
         let wire = WireMessage::from(rec);
         // Exactly the members whose history includes this seq: joined before it, not left before it.
         let recipients: Vec<UserId> = self

@@ -105,6 +105,7 @@ impl Hub {
             sessions.clone(),
             writer.clone(),
         );
+        deps.metrics = metrics.clone();
         deps.seqs = redis.as_ref().map(|(_, pool)| SeqSource::new(pool.clone(), metrics.clone(), me.keys.clone()));
         let bus_slot = deps.bus.clone();
         let conversations = ConversationRegistry::new(deps).start();
@@ -135,6 +136,16 @@ impl Hub {
     /// this node.
     pub async fn kick(&self, user: UserId, device: Option<DeviceId>, reason: KickReason) -> usize {
         self.sessions.send(KickUser { user, device, reason, cluster: true }).await.unwrap_or(0)
+    }
+
+    /// `users` became members of group conversation `conv` outside its actor (group creation):
+    /// the nodes holding their sessions subscribe to its channel. Nothing to do on one node.
+    pub fn joined_group(&self, users: Vec<UserId>, conv: schema::ConvId) {
+        if let Some(c) = &self.cluster {
+            for user in users {
+                c.bus.do_send(BusOut::GroupInterest { user, conv: conv.clone(), add: true });
+            }
+        }
     }
 
     /// Which of `users` are online anywhere in the cluster.

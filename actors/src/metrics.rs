@@ -85,7 +85,9 @@ pub struct Metrics {
     pub store_batch_size: Histogram,
     /// Seconds per store batch.
     pub store_latency: Histogram,
-    /// Seconds from a message's acceptance to its hand-off to a recipient's session on this node.
+    /// Seconds from a message's acceptance (its server timestamp, ms) to its hand-off to this
+    /// node's sessions: once per message and node (the sequencing node, and each node a group
+    /// message reaches through Redis; 1:1 messages crossing nodes are measured where sequenced).
     pub delivery_latency: Histogram,
     /// Envelopes published to Redis.
     pub bus_published: AtomicU64,
@@ -97,9 +99,10 @@ pub struct Metrics {
     pub redis_state: AtomicU64,
     /// Times the bus reconnected to Redis.
     pub redis_reconnects: AtomicU64,
-    /// Sequence numbers taken from Redis.
+    /// Seq allocation rounds served by Redis (one round serves every message of a conversation
+    /// waiting at that moment).
     pub seq_allocations: AtomicU64,
-    /// Sequence numbers taken locally because Redis was down.
+    /// Allocation rounds served by the local counter because Redis did not answer.
     pub seq_fallbacks: AtomicU64,
 }
 
@@ -166,8 +169,13 @@ impl Metrics {
         line("im_bus_received_total", "counter", "Envelopes received from other nodes.", c(&self.bus_received));
         line("im_redis_state", "gauge", "Redis link: 0 off (single node), 1 up, 2 down.", c(&self.redis_state));
         line("im_redis_reconnects_total", "counter", "Reconnections to Redis.", c(&self.redis_reconnects));
-        line("im_seq_allocations_total", "counter", "Seqs taken from Redis.", c(&self.seq_allocations));
-        line("im_seq_fallbacks_total", "counter", "Seqs taken locally while Redis was down.", c(&self.seq_fallbacks));
+        line("im_seq_allocations_total", "counter", "Seq allocation rounds served by Redis.", c(&self.seq_allocations));
+        line(
+            "im_seq_fallbacks_total",
+            "counter",
+            "Seq allocation rounds served locally while Redis was down.",
+            c(&self.seq_fallbacks),
+        );
         self.store_batch_size.render(&mut out, "im_store_batch_size", "Messages per store batch.");
         self.store_latency.render(&mut out, "im_store_batch_seconds", "Time to persist one store batch.");
         self.delivery_latency.render(

@@ -151,6 +151,7 @@ async fn create(state: web::Data<AppState>, me: Authed, body: web::Json<CreateBo
         return Err(ApiError::conflict("group_full", "too many members for one group"));
     }
     let (uid, now) = (me.user.id, state.clock.now_ms());
+    let members: Vec<UserId> = ids.iter().copied().chain([uid]).map(UserId).collect();
     let created = state
         .db
         .write(move |c| {
@@ -165,7 +166,11 @@ async fn create(state: web::Data<AppState>, me: Authed, body: web::Json<CreateBo
         })
         .await?;
     match created {
-        Ok((g, Some(m), n)) => Ok(HttpResponse::Created().json(GroupView::new(&g, &m, n))),
+        Ok((g, Some(m), n)) => {
+            // The nodes of members online now subscribe to the new group's channel.
+            state.hub.joined_group(members, ConvId(q::conv_id(g.id)));
+            Ok(HttpResponse::Created().json(GroupView::new(&g, &m, n)))
+        }
         Ok((_, None, _)) => Err(ApiError::internal("group created without its owner")),
         Err(strangers) => Err(ApiError::invalid("not_friends", format!("not your friends: {strangers:?}"))),
     }

@@ -118,6 +118,25 @@ async fn group_chat_and_multi_device_sync_across_three_nodes() -> TestResult {
     assert_eq!(m["seq"], ack["seq"]);
     assert_ne!(m["mentioned"], true);
 
+    // A group created while everyone is online: every member's node subscribes at once.
+    let (s, g2) =
+        n2.post("/api/v1/groups", Some(&o.token), json!({"name": "Fresh", "member_ids": [m1.id, m2.id]})).await?;
+    assert!(s.is_success(), "{g2}");
+    let conv2 = format!("g:{}", g2["id"].as_i64().ok_or("group id")?);
+    // Subscriptions follow the creation asynchronously (an envelope to each member's node); a
+    // message sent in the first milliseconds reaches members by `sync` instead of live.
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    let ack = w2.say(&conv2, "fresh-0", "first words").await?;
+    for w in [&mut w1, &mut wo, &mut wo2] {
+        loop {
+            let m = w.expect("msg").await?;
+            if m["conv"] == conv2.as_str() && m["id"] == "fresh-0" {
+                assert_eq!(m["seq"], ack["seq"]);
+                break;
+            }
+        }
+    }
+
     // A member invited through node 3 while online on node 2 starts receiving at once.
     let m3 = n2.user("member3").await?;
     n2.befriend(&o, &m3).await?;
