@@ -51,11 +51,19 @@ fn note_retry(cause: &str) {
 impl Api {
     /// A client for `base` (`http://host:port`), with no limit on pooled connections.
     pub fn new(base: &str, timeout: Duration) -> Self {
-        let client = awc::Client::builder()
-            .connector(awc::Connector::new().limit(0))
-            .timeout(timeout)
-            .disable_redirects()
-            .finish();
+        Self::with_source(base, timeout, None)
+    }
+
+    /// A client whose TCP connections are bound to the local address `source` before they
+    /// connect (`None`: the kernel chooses). Each source address has its own ephemeral ports, so
+    /// spreading connections over 127.0.0.2, 127.0.0.3, ... lifts the per-address port limit of
+    /// a loopback load test.
+    pub fn with_source(base: &str, timeout: Duration, source: Option<std::net::IpAddr>) -> Self {
+        let mut connector = awc::Connector::new().limit(0);
+        if let Some(ip) = source {
+            connector = connector.local_address(ip);
+        }
+        let client = awc::Client::builder().connector(connector).timeout(timeout).disable_redirects().finish();
         Api { base: base.trim_end_matches('/').to_owned(), client }
     }
 
@@ -134,6 +142,17 @@ impl Api {
             bail!("register {username}: {s} {v}");
         }
         v["id"].as_i64().ok_or_else(|| anyhow!("register {username}: no id in {v}"))
+    }
+
+    /// `POST /api/v1/auth/register`, where `409 username_taken` counts as done (the user exists
+    /// from an earlier run with the same prefix, with the generator's password).
+    pub async fn register_or_existing(&self, username: &str) -> anyhow::Result<()> {
+        let body = json!({"username": username, "password": PASSWORD});
+        let (s, v) = self.call(Method::POST, "/api/v1/auth/register", None, Some(&body)).await?;
+        if s == StatusCode::CREATED || (s == StatusCode::CONFLICT && v["error"] == "username_taken") {
+            return Ok(());
+        }
+        bail!("register {username}: {s} {v}")
     }
 
     /// `POST /api/v1/auth/login` as a new device, timed: the user and how long the call took.

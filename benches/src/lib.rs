@@ -4,10 +4,12 @@
 //! - [`api`]: the HTTP calls (register, login, friends, groups) over awc;
 //! - [`setup`]: populations built through the API, concurrently with a bound;
 //! - [`ws`]: one WebSocket with a reader task and a queued writer task;
-//! - [`scenario`]: one module per scenario (`login`, `direct`, `group`);
+//! - [`scenario`]: one module per scenario (`login`, `direct`, `group`, `idle`), the generator
+//!   threads they share, and the step mode of `direct` and `group`;
 //! - [`report`]: HDR latency histograms, percentiles, text and JSON output;
 //! - [`progress`]: the once-a-second progress line on stderr;
-//! - [`sys`]: `/proc` readings (RSS, CPU per thread) and the open-file limit.
+//! - [`sys`]: `/proc` readings (RSS, CPU per thread, summed over several pids), the open-file
+//!   limit and the ephemeral port range.
 
 pub mod api;
 pub mod progress;

@@ -16,6 +16,19 @@ pub fn raise_nofile_limit() -> anyhow::Result<u64> {
     Ok(rlimit::Resource::NOFILE.get()?.0)
 }
 
+/// This process's open-file soft limit, if it can be read.
+pub fn nofile_limit() -> Option<u64> {
+    rlimit::Resource::NOFILE.get().ok().map(|(soft, _)| soft)
+}
+
+/// The number of ephemeral ports (`/proc/sys/net/ipv4/ip_local_port_range`), if readable.
+pub fn ephemeral_ports() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = text.split_whitespace().map(|v| v.parse::<u64>().ok());
+    let (lo, hi) = (it.next()??, it.next()??);
+    Some(hi.saturating_sub(lo) + 1)
+}
+
 /// Memory of a process from `/proc/PID/status`, in KiB.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Memory {
@@ -37,6 +50,18 @@ pub fn memory(pid: u32) -> anyhow::Result<Memory> {
             .unwrap_or(0)
     };
     Ok(Memory { rss_kib: field("VmRSS:"), peak_rss_kib: field("VmHWM:") })
+}
+
+/// The memory of several processes added up (the nodes of a local cluster). `peak_rss_kib` is
+/// the sum of each process's own peak, an upper bound of their peak together.
+pub fn memory_sum(pids: &[u32]) -> anyhow::Result<Memory> {
+    let mut total = Memory { rss_kib: 0, peak_rss_kib: 0 };
+    for pid in pids {
+        let m = memory(*pid).map_err(|e| anyhow::anyhow!("/proc/{pid}/status: {e}"))?;
+        total.rss_kib += m.rss_kib;
+        total.peak_rss_kib += m.peak_rss_kib;
+    }
+    Ok(total)
 }
 
 /// `(comm, utime + stime ticks)` from the text of a `stat` file.
@@ -124,6 +149,20 @@ impl CpuSnapshot {
     }
 }
 
+impl CpuUsage {
+    /// The use of several processes together: percentages added up, the `top` busiest threads
+    /// of all of them.
+    pub fn sum(parts: &[CpuUsage], top: usize) -> Option<CpuUsage> {
+        if parts.is_empty() {
+            return None;
+        }
+        let mut threads: Vec<ThreadCpu> = parts.iter().flat_map(|p| p.threads.iter().cloned()).collect();
+        threads.sort_by(|a, b| b.cpu_pct.total_cmp(&a.cpu_pct));
+        threads.truncate(top);
+        Some(CpuUsage { cpu_pct: round1(parts.iter().map(|p| p.cpu_pct).sum()), threads })
+    }
+}
+
 /// Rounds to one decimal.
 pub fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
@@ -145,6 +184,27 @@ mod tests {
         assert!(m.rss_kib > 0 && m.peak_rss_kib >= m.rss_kib);
         let snap = CpuSnapshot::take("self");
         assert!(snap.usage_since(4).is_some());
+        let me = std::process::id();
+        let two = memory_sum(&[me, me])?;
+        assert!(two.rss_kib >= m.rss_kib && two.peak_rss_kib >= two.rss_kib);
+        assert!(memory_sum(&[u32::MAX]).is_err());
         Ok(())
+    }
+
+    #[test]
+    fn reads_limits() {
+        assert!(nofile_limit().is_some_and(|n| n > 0));
+        assert!(ephemeral_ports().is_some_and(|n| n > 0));
+    }
+
+    #[test]
+    fn cpu_of_several_processes_adds_up() {
+        let t = |tid, pct| ThreadCpu { tid, name: format!("t{tid}"), cpu_pct: pct };
+        let a = CpuUsage { cpu_pct: 30.0, threads: vec![t(1, 20.0), t(2, 10.0)] };
+        let b = CpuUsage { cpu_pct: 45.5, threads: vec![t(3, 45.5)] };
+        let Some(s) = CpuUsage::sum(&[a, b], 2) else { panic!("no sum") };
+        assert_eq!(s.cpu_pct, 75.5);
+        assert_eq!(s.threads.iter().map(|t| t.tid).collect::<Vec<_>>(), vec![3, 1]);
+        assert!(CpuUsage::sum(&[], 2).is_none());
     }
 }

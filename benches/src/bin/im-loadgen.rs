@@ -1,20 +1,42 @@
 //! `im-loadgen`: load scenarios against a running `im-server`.
 //!
 //! ```text
+//! # logins per second (bcrypt-bound: set the server's IM__AUTH__BCRYPT_COST to what you measure)
 //! im-loadgen login  --url http://127.0.0.1:8080 --users 16 --concurrency 8 --duration 20
+//!
+//! # 1:1 messages, open loop at a fixed rate; then rising rates on the same pairs until the
+//! # send->ack p99 passes 10 ms (or anything is lost), with the highest rate that held
 //! im-loadgen direct --url http://127.0.0.1:8080 --pairs 200 --rate 5000 --duration 20 --warmup 2
+//! im-loadgen direct --url http://127.0.0.1:8080 --pairs 200 --step 1000:+1000:20000 --step-p99-ms 10 \
+//!     --duration 10 --warmup 2
+//!
+//! # group fan-out; the step bound is on send->delivered to the last member
 //! im-loadgen group  --url http://127.0.0.1:8080 --groups 1 --members 1000 --rate 100 --duration 15
+//! im-loadgen group  --url http://127.0.0.1:8080 --groups 1 --members 500 --step 10:x2:640 --step-p99-ms 50
+//!
+//! # 5000 idle sessions (500 users x 10 devices) held 20 s: connect latency, server RSS per
+//! # session and idle CPU (server started with IM__AUTH__BCRYPT_COST=4 for quick logins)
+//! im-loadgen idle --url http://127.0.0.1:8090 --sessions 5000 --users 500 --hold 20 --pid "$(pgrep -n im-server)"
+//!
+//! # 40,000 sessions from two processes (20,000 open files each), from 8 loopback source
+//! # addresses, over two nodes, with an app-level ping every 30 s
+//! im-loadgen idle --sessions 40000 --users 4000 --source-ips 8 --shard 0/2 --prefix idle40k \
+//!     --nodes http://127.0.0.1:8081,http://127.0.0.1:8082 --pid 1234,1235 --app-ping-secs 30 &
+//! im-loadgen idle --sessions 40000 --users 4000 --source-ips 8 --shard 1/2 --prefix idle40k \
+//!     --nodes http://127.0.0.1:8081,http://127.0.0.1:8082 --pid 1234,1235 --app-ping-secs 30
 //! ```
 //!
 //! The summary goes to stdout (text, or JSON with `--json`), a progress line to stderr once a
 //! second. Exit status: 0 on success, 1 when the run found lost, duplicated or out-of-order
-//! messages (a line starting with `LOST:` / `DUPLICATED:` / `OUT OF ORDER:` says so), 2 when it
-//! could not run.
+//! messages (a line starting with `LOST:` / `DUPLICATED:` / `OUT OF ORDER:` says so) or, for
+//! `idle`, sessions that were not established or closed early (`NOT ESTABLISHED:` / `CLOSED:`),
+//! 2 when it could not run. In step mode a step over the latency bound ends the series without
+//! failing the run.
 
 use std::process::ExitCode;
 
 use benches::report::{emit, emit_json};
-use benches::scenario::{direct, group, login, Outcome};
+use benches::scenario::{direct, group, idle, login, Outcome};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -28,10 +50,15 @@ struct Cli {
 enum Command {
     /// Register N users, then log them in repeatedly from C tasks: logins/s and latency.
     Login(login::Args),
-    /// Friend pairs on WebSockets sending 1:1 messages open-loop at a target rate.
+    /// Friend pairs on WebSockets sending 1:1 messages open-loop at a target rate (or at rising
+    /// rates with --step).
     Direct(direct::Args),
-    /// Groups of members on WebSockets; senders post to their group open-loop at a target rate.
+    /// Groups of members on WebSockets; senders post to their group open-loop at a target rate
+    /// (or at rising rates with --step).
     Group(group::Args),
+    /// Many authenticated, idle WebSocket sessions held open: connect latency, server memory per
+    /// session, idle CPU, and that every session stays open.
+    Idle(idle::Args),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +71,7 @@ fn main() -> ExitCode {
         Command::Login(a) => (a.common.json, login::run(a)),
         Command::Direct(a) => (a.common.json, direct::run(a)),
         Command::Group(a) => (a.common.json, group::run(a)),
+        Command::Idle(a) => (a.common.json, idle::run(a)),
     };
     match res {
         Ok(outcome) => report(outcome, json),

@@ -12,18 +12,25 @@
 //!
 //! With `--threads T` the pairs are split over T generator threads, each with its own actix
 //! system, sockets and scheduler (rate shared in proportion); results are merged at the end.
+//!
+//! With `--step FROM:STEP:TO` the same connected pairs run one window per rate (warm-up,
+//! window and drain each, message ids unique per step) until a step does not hold: send->ack
+//! p99 above `--step-p99-ms`, or any lost, duplicated, out-of-order, refused or unanswered
+//! message, an `error` frame, or a closed socket. The summary is a table of the steps and the
+//! highest rate that held; lost, duplicated or out-of-order messages still fail the run.
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::{mpsc as std_mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use schema::protocol::ClientFrame;
-use serde_json::json;
-use tokio::sync::oneshot;
+use serde_json::{json, Value};
 
-use super::{run_window, Common, Outcome, Watch, Window};
+use super::{
+    run_steps, spawn_fleet, step_outcome, Common, Link, Outcome, StepRow, StepSpec, Watch, Window, STEP_PAUSE,
+};
 use crate::api::{Api, User};
 use crate::progress::Progress;
 use crate::report::{bump, counts_inline, merge_counts, per_sec, Counts, Latency, Text};
@@ -76,6 +83,18 @@ pub struct Args {
     /// the nodes), `cross` puts them on different nodes (every message crosses Redis).
     #[arg(long, value_enum, default_value_t = Placement::Same)]
     pub placement: Placement,
+    /// Step mode: successive windows at rising total rates on the same connected pairs,
+    /// `FROM:STEP:TO` msg/s (`1000:+1000:20000` adds 1000 a step, `1000:x2:32000` doubles; TO
+    /// is the last step), each `--warmup` + `--duration` s, until send->ack p99 exceeds
+    /// `--step-p99-ms` or a message is lost, duplicated, out of order, refused or unanswered, an
+    /// `error` frame comes back, or a socket is closed. `--rate` is then unused. Mind the
+    /// server's per-session frame limit (`ws.frames_per_sec`): each socket sends
+    /// TO / (2 x pairs) msg/s at the last step.
+    #[arg(long)]
+    pub step: Option<StepSpec>,
+    /// Step mode: the bound on the p99 of send->ack, milliseconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub step_p99_ms: f64,
 }
 
 /// Where the two users of a pair connect.
@@ -241,6 +260,25 @@ impl Shard {
         }
     }
 
+    /// Starts a run: message ids `{prefix}{k}`, common start `t0`; the per-run counts are reset
+    /// (the last seq and last frame of each socket carry over).
+    fn begin(&mut self, prefix: &str, t0: Instant, warmup: Duration, duration: Duration) {
+        prefix.clone_into(&mut self.prefix);
+        self.t0 = t0;
+        self.warmup_us = warmup.as_micros() as u64;
+        self.window = (t0 + warmup, t0 + warmup + duration);
+        self.msgs.clear();
+        self.ack = Latency::new();
+        self.delivered = Latency::new();
+        self.acks_in_window = 0;
+        self.deliveries_in_window = 0;
+        self.dup_acks = 0;
+        self.misrouted = 0;
+        self.out_of_order = 0;
+        self.undecodable = 0;
+        self.errors.clear();
+    }
+
     /// Everything sent is answered (acked or refused) and everything acked is delivered.
     fn settled(&self) -> bool {
         self.msgs.iter().all(|m| m.not_sent || m.errored || (m.acked && m.delivered > 0))
@@ -311,12 +349,12 @@ impl ShardResult {
 
 /// What a generator thread is given.
 struct Plan {
-    index: usize,
     nodes: Vec<String>,
     placement: Placement,
     timeout: Duration,
     pairs: Vec<(User, User)>,
-    rate: f64,
+    /// This thread's share of the total rate (its pairs / all pairs).
+    share: f64,
     warmup: Duration,
     duration: Duration,
     drain: Duration,
@@ -324,8 +362,17 @@ struct Plan {
     receipts: bool,
     connect_concurrency: usize,
     progress: Arc<Progress>,
-    ready: std_mpsc::Sender<anyhow::Result<()>>,
-    start: oneshot::Receiver<Instant>,
+}
+
+/// One measured run, sent to every generator thread.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    /// The common start.
+    t0: Instant,
+    /// Step number (0 in the single-run mode); message ids of step s > 0 are `lg<thread>s<s>-<k>`.
+    step: usize,
+    /// Total rate over all threads.
+    rate: f64,
 }
 
 /// Runs the scenario: set-up on this thread, the load on `--threads` threads.
@@ -359,19 +406,14 @@ fn run_inner(args: &Args, progress: &Arc<Progress>) -> anyhow::Result<Outcome> {
     for (i, p) in pairs.into_iter().enumerate() {
         shards[i % threads].push(p);
     }
-    let (ready_tx, ready_rx) = std_mpsc::channel();
-    let mut starts = Vec::new();
-    let mut handles = Vec::new();
     let body: String = "x".repeat(args.body_bytes.max(1));
-    for (index, pairs) in shards.into_iter().enumerate() {
-        let (start_tx, start_rx) = oneshot::channel();
-        starts.push(start_tx);
-        let plan = Plan {
-            index,
+    let plans: Vec<Plan> = shards
+        .into_iter()
+        .map(|pairs| Plan {
             nodes: c.node_urls(),
             placement: args.placement,
             timeout: c.timeout(),
-            rate: args.rate * pairs.len() as f64 / args.pairs as f64,
+            share: pairs.len() as f64 / args.pairs as f64,
             pairs,
             warmup: Duration::from_secs(args.warmup),
             duration: Duration::from_secs(args.duration),
@@ -380,36 +422,98 @@ fn run_inner(args: &Args, progress: &Arc<Progress>) -> anyhow::Result<Outcome> {
             receipts: args.receipts,
             connect_concurrency: args.connect_concurrency,
             progress: progress.clone(),
-            ready: ready_tx.clone(),
-            start: start_rx,
-        };
-        let h = std::thread::Builder::new()
-            .name(format!("loadgen-{index}"))
-            .spawn(move || actix_rt::System::new().block_on(shard(plan)))
-            .context("spawning a generator thread")?;
-        handles.push(h);
+        })
+        .collect();
+    let fleet = spawn_fleet(plans, shard)?.connected()?;
+    let window = Window {
+        warmup: args.warmup,
+        duration: args.duration,
+        lead: Duration::from_millis(200),
+        report_within: Duration::from_secs(args.drain + 30),
+    };
+    let merged = |results: Vec<ShardResult>| {
+        let mut total = ShardResult::default();
+        for r in results {
+            total.merge(r);
+        }
+        total
+    };
+    match args.step {
+        None => {
+            let res = fleet.run(progress, window, &c.pid, |t0| Run { t0, step: 0, rate: args.rate });
+            let finished = fleet.finish();
+            let (_, watch, results) = res?;
+            finished?;
+            Ok(summarize(args, &merged(results), &watch, setup_secs))
+        }
+        Some(spec) => {
+            let mut last_watch = None;
+            let rows = run_steps(&spec, args.step_p99_ms, STEP_PAUSE, c.quiet, |step, rate| {
+                let (_, watch, results) = fleet.run(progress, window, &c.pid, |t0| Run { t0, step, rate })?;
+                let row = step_row(&merged(results), args.duration as f64, &watch);
+                last_watch = Some(watch);
+                Ok(row)
+            });
+            let finished = fleet.finish();
+            let rows = rows?;
+            finished?;
+            let base = json!({
+                "scenario": "direct",
+                "label": c.label,
+                "url": c.url,
+                "nodes": c.node_urls(),
+                "config": config_json(args),
+                "setup_secs": (setup_secs * 10.0).round() / 10.0,
+            });
+            let title = format!("direct steps{}", c.label.as_deref().map(|l| format!(" [{l}]")).unwrap_or_default());
+            Ok(step_outcome(&title, base, &spec, args.step_p99_ms, &rows, last_watch.as_ref(), Vec::new()))
+        }
     }
-    drop(ready_tx);
-    let window = Window { warmup: args.warmup, duration: args.duration, lead: Duration::from_millis(200) };
-    let (_, watch, handles) = run_window(&ready_rx, starts, handles, progress, window, c.pid)?;
-
-    let mut total = ShardResult::default();
-    for h in handles {
-        let r = h.join().map_err(|_| anyhow!("a generator thread panicked"))??;
-        total.merge(r);
-    }
-    Ok(summarize(args, &total, &watch, setup_secs))
 }
 
-/// One generator thread: connect, wait for the start, send on schedule, drain, count.
-async fn shard(plan: Plan) -> anyhow::Result<ShardResult> {
-    let Plan { index, timeout, pairs, rate, warmup, duration, drain, body, receipts, .. } = plan;
+/// One step's row of the step table: the bound is on send->ack.
+fn step_row(r: &ShardResult, secs: f64, watch: &Watch) -> StepRow {
+    StepRow {
+        sent_per_sec: per_sec(r.sent_in_window, secs),
+        acked_per_sec: per_sec(r.acks_in_window, secs),
+        delivered_per_sec: per_sec(r.deliveries_in_window, secs),
+        bounded: ("ack", r.ack.summary()),
+        other: ("delivered", r.delivery.summary()),
+        lost: r.lost,
+        duplicated: r.duplicated,
+        out_of_order: r.out_of_order,
+        unacked: r.unacked,
+        refused: r.errored,
+        disconnects: r.disconnects.values().sum(),
+        errors: r.errors.clone(),
+        server_cpu_pct: watch.server_cpu_pct(),
+        generator_cpu_pct: watch.generator_cpu_pct(),
+        ..StepRow::default()
+    }
+}
+
+/// What every run of a thread works on.
+struct Ctx<'a> {
+    index: usize,
+    state: &'a Rc<RefCell<Shard>>,
+    sockets: &'a [Socket],
+    frames: &'a [(String, String)],
+    share: f64,
+    warmup: Duration,
+    duration: Duration,
+    drain: Duration,
+}
+
+/// One generator thread: connect, then one measured run per [`Run`] received on the same
+/// sockets, then close.
+async fn shard(plan: Plan, mut link: Link<Run, ShardResult>) -> anyhow::Result<()> {
+    let index = link.index;
+    let Plan { timeout, pairs, share, warmup, duration, drain, body, receipts, .. } = plan;
     let node_apis: Vec<Api> = plan.nodes.iter().map(|u| Api::new(u, timeout)).collect();
     let placement = plan.placement;
-    let prefix = format!("lg{index}-");
     let users: Vec<User> = pairs.iter().flat_map(|(a, b)| [a.clone(), b.clone()]).collect();
     let state = Rc::new(RefCell::new(Shard {
-        prefix: prefix.clone(),
+        prefix: format!("lg{index}-"),
         pairs: pairs.len(),
         t0: Instant::now(),
         warmup_us: warmup.as_micros() as u64,
@@ -432,6 +536,25 @@ async fn shard(plan: Plan) -> anyhow::Result<ShardResult> {
         progress: plan.progress.clone(),
     }));
 
+    // The `send` frame of each pair, encoded once and split around the id.
+    let frames: anyhow::Result<Vec<(String, String)>> = pairs
+        .iter()
+        .map(|(a, b)| {
+            let conv = setup::direct_conv(a, b);
+            let frame = ClientFrame::Send {
+                id: ID_SLOT.into(),
+                conv,
+                body: body.clone(),
+                mentions: vec![],
+                mention_all: false,
+            };
+            let text = serde_json::to_string(&frame)?;
+            let (head, tail) = text.split_once(ID_SLOT).ok_or_else(|| anyhow!("no id slot in {text}"))?;
+            Ok((head.to_owned(), tail.to_owned()))
+        })
+        .collect();
+    let frames = frames.map_err(|e| link.not_ready(e))?;
+
     let indexed: Vec<(usize, User)> = users.into_iter().enumerate().collect();
     let connected = setup::bounded(indexed, plan.connect_concurrency, |(s, u)| {
         let api = &node_apis[placement.node(s / 2, s % 2, node_apis.len())];
@@ -447,40 +570,33 @@ async fn shard(plan: Plan) -> anyhow::Result<ShardResult> {
         }
     })
     .await;
-    let sockets = match connected {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = plan.ready.send(Err(anyhow!("thread {index}: {e:#}")));
-            return Err(e);
-        }
-    };
+    let sockets = connected.map_err(|e| link.not_ready(e))?;
     state.borrow_mut().sockets = sockets.iter().map(|s| Some(s.clone())).collect();
-    let _ = plan.ready.send(Ok(()));
-    let t0 = plan.start.await.map_err(|_| anyhow!("no start"))?;
-    {
-        let mut st = state.borrow_mut();
-        st.t0 = t0;
-        st.window = (t0 + warmup, t0 + warmup + duration);
-    }
+    let _ = link.ready.send(Ok(()));
 
-    // The `send` frame of each pair, encoded once and split around the id.
-    let frames: Vec<(String, String)> = pairs
-        .iter()
-        .map(|(a, b)| {
-            let conv = setup::direct_conv(a, b);
-            let frame = ClientFrame::Send {
-                id: ID_SLOT.into(),
-                conv,
-                body: body.clone(),
-                mentions: vec![],
-                mention_all: false,
-            };
-            let text = serde_json::to_string(&frame)?;
-            let (head, tail) = text.split_once(ID_SLOT).ok_or_else(|| anyhow!("no id slot in {text}"))?;
-            Ok((head.to_owned(), tail.to_owned()))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let npairs = pairs.len();
+    let ctx = Ctx { index, state: &state, sockets: &sockets, frames: &frames, share, warmup, duration, drain };
+    link.serve(|run| one_run(&ctx, run)).await;
+
+    for s in &sockets {
+        s.close();
+    }
+    state.borrow_mut().sockets.clear();
+    actix_rt::time::sleep(Duration::from_millis(100)).await;
+    Ok(())
+}
+
+/// One measured run on connected sockets: send on schedule, drain, count.
+async fn one_run(ctx: &Ctx<'_>, run: Run) -> anyhow::Result<ShardResult> {
+    let Ctx { index, state, sockets, frames, warmup, duration, drain, .. } = *ctx;
+    let prefix = if run.step == 0 { format!("lg{index}-") } else { format!("lg{index}s{}-", run.step) };
+    let t0 = run.t0;
+    let rate = run.rate * ctx.share;
+    if rate.is_nan() || rate <= 0.0 {
+        return Err(anyhow!("thread {index}: no rate to send at ({rate})"));
+    }
+    state.borrow_mut().begin(&prefix, t0, warmup, duration);
+
+    let npairs = frames.len();
     let total = ((warmup + duration).as_secs_f64() * rate).round() as u64;
     let due = |k: u64| Duration::from_nanos((k as f64 * 1e9 / rate) as u64);
     let mut k: u64 = 0;
@@ -527,17 +643,12 @@ async fn shard(plan: Plan) -> anyhow::Result<ShardResult> {
         actix_rt::time::sleep(Duration::from_millis(50)).await;
     }
     let drained = Instant::now().saturating_duration_since(drain_start);
-    // Unexpected closes (before ours).
+    // Unexpected closes so far (ours come after the last run).
     let mut disconnects = Counts::new();
     let closes: Vec<Option<ws::Closed>> = sockets.iter().map(Socket::closed).collect();
     for c in closes.iter().flatten() {
         bump(&mut disconnects, &c.label(), 1);
     }
-    for s in &sockets {
-        s.close();
-    }
-    state.borrow_mut().sockets.clear();
-    actix_rt::time::sleep(Duration::from_millis(100)).await;
 
     let st = state.borrow();
     let mut r = ShardResult {
@@ -600,6 +711,21 @@ async fn shard(plan: Plan) -> anyhow::Result<ShardResult> {
     Ok(r)
 }
 
+/// The `config` object of the JSON summary.
+fn config_json(args: &Args) -> Value {
+    let mut v = json!({
+        "pairs": args.pairs, "rate": args.rate, "duration_secs": args.duration, "warmup_secs": args.warmup,
+        "drain_secs": args.drain, "threads": args.threads, "body_bytes": args.body_bytes, "receipts": args.receipts,
+        "placement": format!("{:?}", args.placement).to_lowercase(),
+    });
+    if let (Some(spec), Some(obj)) = (args.step, v.as_object_mut()) {
+        obj.remove("rate");
+        obj.insert("step".into(), spec.to_string().into());
+        obj.insert("step_p99_ms".into(), args.step_p99_ms.into());
+    }
+    v
+}
+
 fn summarize(args: &Args, r: &ShardResult, watch: &Watch, setup_secs: f64) -> Outcome {
     let c = &args.common;
     let secs = args.duration as f64;
@@ -610,11 +736,7 @@ fn summarize(args: &Args, r: &ShardResult, watch: &Watch, setup_secs: f64) -> Ou
         "label": c.label,
         "url": c.url,
         "nodes": c.node_urls(),
-        "config": {
-            "pairs": args.pairs, "rate": args.rate, "duration_secs": args.duration, "warmup_secs": args.warmup,
-            "drain_secs": args.drain, "threads": args.threads, "body_bytes": args.body_bytes, "receipts": args.receipts,
-            "placement": format!("{:?}", args.placement).to_lowercase(),
-        },
+        "config": config_json(args),
         "setup_secs": (setup_secs * 10.0).round() / 10.0,
         "counts": {
             "sent": r.sent, "sent_in_window": r.sent_in_window, "acked": r.acked, "delivered": r.delivered,

@@ -24,21 +24,30 @@
 //! With `--threads T` the members are spread over T generator threads (member i on thread
 //! i mod T), each with its own actix system, sockets and share of the senders; per-message counts
 //! are summed at the end and arrival times combined (min first, max last).
+//!
+//! With `--step FROM:STEP:TO` the same connected members run one window per rate (warm-up,
+//! window and drain each, message ids unique per step) until a step does not hold: p99 of
+//! send->delivered to the last member above `--step-p99-ms`, or any lost, duplicated,
+//! out-of-order, refused or unanswered message, an `error` frame, or a closed socket. The
+//! summary is a table of the steps and the highest rate that held; lost, duplicated or
+//! out-of-order messages still fail the run. Each sender socket sends rate / (groups x senders)
+//! msg/s: mind the server's per-session frame limit (`ws.frames_per_sec`).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{mpsc as std_mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use schema::protocol::ClientFrame;
 use serde::Deserialize;
-use serde_json::json;
-use tokio::sync::oneshot;
+use serde_json::{json, Value};
 
-use super::{run_window, Common, Outcome, Watch, Window};
+use super::{
+    run_steps, spawn_fleet, step_outcome, Common, Link, Outcome, StepRow, StepSpec, Watch, Window, STEP_PAUSE,
+};
 use crate::api::{Api, Group, User};
 use crate::progress::Progress;
 use crate::report::{bump, counts_inline, merge_counts, per_sec, Counts, Latency, Text};
@@ -101,6 +110,16 @@ pub struct Args {
     /// Concurrent WebSocket handshakes per thread.
     #[arg(long, default_value_t = 32)]
     pub connect_concurrency: usize,
+    /// Step mode: successive windows at rising total send rates on the same connected members,
+    /// `FROM:STEP:TO` msg/s (`10:+10:200` adds 10 a step, `10:x2:640` doubles; TO is the last
+    /// step), each `--warmup` + `--duration` s, until the p99 of send->delivered to the last
+    /// member exceeds `--step-p99-ms` or a message is lost, duplicated, out of order, refused or
+    /// unanswered, an `error` frame comes back, or a socket is closed. `--rate` is then unused.
+    #[arg(long)]
+    pub step: Option<StepSpec>,
+    /// Step mode: the bound on the p99 of send->delivered to the last member, milliseconds.
+    #[arg(long, default_value_t = 50.0)]
+    pub step_p99_ms: f64,
 }
 
 /// Who is where: members, senders, messages, threads.
@@ -361,6 +380,44 @@ impl Shard {
         self.local_members[l.group_of_msg(k)].saturating_sub(own)
     }
 
+    /// Starts a run: message ids `{prefix}{k}` for the messages of `layout`, common start `t0`;
+    /// per-message state and per-run counts are reset (each member's seq window carries over).
+    fn begin(
+        &mut self,
+        prefix: &str,
+        layout: Layout,
+        status: Arc<Vec<AtomicU8>>,
+        t0: Instant,
+        warmup: Duration,
+        duration: Duration,
+    ) {
+        prefix.clone_into(&mut self.prefix);
+        self.layout = layout;
+        self.status = status;
+        self.t0 = t0;
+        self.warmup_us = warmup.as_micros() as u64;
+        self.window = (t0 + warmup, t0 + warmup + duration);
+        self.count = vec![0; layout.total];
+        self.first_us = vec![0; layout.total];
+        self.last_us = vec![0; layout.total];
+        self.flags = vec![0; layout.total];
+        for m in &mut self.members {
+            m.received = 0;
+            m.duplicates = 0;
+            m.late = 0;
+        }
+        self.ack = Latency::new();
+        self.acks_in_window = 0;
+        self.deliveries_in_window = 0;
+        self.dup_acks = 0;
+        self.misrouted = 0;
+        self.foreign = 0;
+        self.self_copies = 0;
+        self.system = 0;
+        self.undecodable = 0;
+        self.errors.clear();
+    }
+
     /// Advances `from` past every settled message (refused, not sent, or acked and delivered to
     /// every member on this thread); true when all are.
     fn settle(&self, from: &mut usize) -> bool {
@@ -458,25 +515,34 @@ impl ShardResult {
 
 /// Everything a generator thread needs.
 struct Plan {
-    index: usize,
     /// Members connect to `nodes[global index % nodes.len()]`.
     nodes: Vec<String>,
     timeout: Duration,
-    layout: Layout,
     /// This thread's members: (global index, user).
     members: Vec<(usize, User)>,
     /// The conversation of each group.
     convs: Vec<schema::ConvId>,
-    status: Arc<Vec<AtomicU8>>,
-    prefix: String,
+    /// Who is where (the rate and message count come with each [`Run`]).
+    layout: Layout,
     warmup: Duration,
     duration: Duration,
     drain: Duration,
     body: String,
     connect_concurrency: usize,
     progress: Arc<Progress>,
-    ready: std_mpsc::Sender<anyhow::Result<()>>,
-    start: oneshot::Receiver<Instant>,
+}
+
+/// One measured run, sent to every generator thread.
+#[derive(Clone)]
+struct Run {
+    /// The common start.
+    t0: Instant,
+    /// Step number (0 in the single-run mode); message ids are `gl-<k>`, `gl<s>-<k>` in step s > 0.
+    step: usize,
+    /// The layout with this run's rate and message count.
+    layout: Layout,
+    /// Status of each message of the run, shared by all threads.
+    status: Arc<Vec<AtomicU8>>,
 }
 
 /// Runs the scenario: set-up on this thread, the load on `--threads` threads.
@@ -511,86 +577,155 @@ fn run_inner(args: &Args, progress: &Arc<Progress>) -> anyhow::Result<Outcome> {
     let setup_secs = set_up.elapsed().as_secs_f64();
 
     let threads = args.threads.clamp(1, n);
-    let layout = Layout {
+    let base = Layout {
         groups: args.groups,
         members: args.members,
         senders: args.senders,
         threads,
         rate: args.rate,
-        total: ((args.warmup + args.duration) as f64 * args.rate).round() as usize,
+        total: 0,
     };
-    let status: Arc<Vec<AtomicU8>> = Arc::new((0..layout.total).map(|_| AtomicU8::new(0)).collect());
+    let layout_at =
+        |rate: f64| Layout { rate, total: ((args.warmup + args.duration) as f64 * rate).round() as usize, ..base };
+    let new_status = |total: usize| -> Arc<Vec<AtomicU8>> { Arc::new((0..total).map(|_| AtomicU8::new(0)).collect()) };
     let convs: Vec<schema::ConvId> = groups.iter().map(|(g, _)| g.conv.clone()).collect();
     let mut shards: Vec<Vec<(usize, User)>> = vec![Vec::new(); threads];
     for (i, u) in groups.into_iter().flat_map(|(_, us)| us).enumerate() {
-        shards[layout.thread_of(i)].push((i, u));
+        shards[base.thread_of(i)].push((i, u));
     }
     progress.setup_phase("connect", n);
-    let (ready_tx, ready_rx) = std_mpsc::channel();
-    let mut starts = Vec::new();
-    let mut handles = Vec::new();
     let body: String = "x".repeat(args.body_bytes.max(1));
-    let msg_prefix = "gl-".to_owned();
-    for (index, members) in shards.into_iter().enumerate() {
-        let (start_tx, start_rx) = oneshot::channel();
-        starts.push(start_tx);
-        let plan = Plan {
-            index,
+    let plans: Vec<Plan> = shards
+        .into_iter()
+        .map(|members| Plan {
             nodes: c.node_urls(),
             timeout: c.timeout(),
-            layout,
             members,
             convs: convs.clone(),
-            status: status.clone(),
-            prefix: msg_prefix.clone(),
+            layout: base,
             warmup: Duration::from_secs(args.warmup),
             duration: Duration::from_secs(args.duration),
             drain: Duration::from_secs(args.drain),
             body: body.clone(),
             connect_concurrency: args.connect_concurrency,
             progress: progress.clone(),
-            ready: ready_tx.clone(),
-            start: start_rx,
-        };
-        let h = std::thread::Builder::new()
-            .name(format!("loadgen-{index}"))
-            .spawn(move || actix_rt::System::new().block_on(shard(plan)))
-            .context("spawning a generator thread")?;
-        handles.push(h);
+        })
+        .collect();
+    let fleet = spawn_fleet(plans, shard)?.connected()?;
+    let window = Window {
+        warmup: args.warmup,
+        duration: args.duration,
+        lead: Duration::from_millis(300),
+        report_within: Duration::from_secs(args.drain + 30),
+    };
+    let merged = |results: Vec<ShardResult>| {
+        let mut total = ShardResult::default();
+        for r in results {
+            total.merge(r);
+        }
+        total
+    };
+    match args.step {
+        None => {
+            let layout = layout_at(args.rate);
+            let status = new_status(layout.total);
+            let res = fleet.run(progress, window, &c.pid, |t0| Run { t0, step: 0, layout, status: status.clone() });
+            let finished = fleet.finish();
+            let (t0, watch, results) = res?;
+            finished?;
+            let total = merged(results);
+            let tally = tally(&layout, &status, &total, args.warmup, t0);
+            Ok(summarize(args, &layout, &total, &tally, &watch, setup_secs))
+        }
+        Some(spec) => {
+            let mut last_watch = None;
+            let rows = run_steps(&spec, args.step_p99_ms, STEP_PAUSE, c.quiet, |step, rate| {
+                let layout = layout_at(rate);
+                if layout.total == 0 {
+                    return Err(anyhow!("{rate} msg/s sends no message in {} s", args.warmup + args.duration));
+                }
+                let status = new_status(layout.total);
+                let (t0, watch, results) =
+                    fleet.run(progress, window, &c.pid, |t0| Run { t0, step, layout, status: status.clone() })?;
+                let total = merged(results);
+                let tally = tally(&layout, &status, &total, args.warmup, t0);
+                let row = step_row(&total, &tally, args.duration as f64, &watch);
+                last_watch = Some(watch);
+                Ok(row)
+            });
+            let finished = fleet.finish();
+            let rows = rows?;
+            finished?;
+            let base = json!({
+                "scenario": "group",
+                "label": c.label,
+                "url": c.url,
+                "nodes": c.node_urls(),
+                "config": config_json(args, threads),
+                "setup_secs": (setup_secs * 10.0).round() / 10.0,
+            });
+            let title = format!("group steps{}", c.label.as_deref().map(|l| format!(" [{l}]")).unwrap_or_default());
+            Ok(step_outcome(&title, base, &spec, args.step_p99_ms, &rows, last_watch.as_ref(), Vec::new()))
+        }
     }
-    drop(ready_tx);
-    let window = Window { warmup: args.warmup, duration: args.duration, lead: Duration::from_millis(300) };
-    let (t0, watch, handles) = run_window(&ready_rx, starts, handles, progress, window, c.pid)?;
-
-    let mut total = ShardResult::default();
-    for h in handles {
-        let r = h.join().map_err(|_| anyhow!("a generator thread panicked"))??;
-        total.merge(r);
-    }
-    let tally = tally(&layout, &status, &total, args.warmup, t0);
-    Ok(summarize(args, &layout, &total, &tally, &watch, setup_secs))
 }
 
-/// One generator thread: connect, wait for the start, send on schedule, drain, count.
-async fn shard(plan: Plan) -> anyhow::Result<ShardResult> {
-    let Plan { index, timeout, layout, members, convs, status, prefix, warmup, duration, drain, body, .. } = plan;
+/// One step's row of the step table: the bound is on send->delivered to the last member.
+fn step_row(r: &ShardResult, t: &Tally, secs: f64, watch: &Watch) -> StepRow {
+    StepRow {
+        sent_per_sec: per_sec(r.sent_in_window, secs),
+        acked_per_sec: per_sec(r.acks_in_window, secs),
+        delivered_per_sec: per_sec(r.deliveries_in_window, secs),
+        bounded: ("delivered_last", t.last.summary()),
+        other: ("ack", r.ack.summary()),
+        lost: t.lost.max(u64::from(t.short_members > 0)),
+        duplicated: t.duplicated.max(u64::from(t.duplicate_deliveries > 0)),
+        out_of_order: t.late,
+        unacked: t.unacked,
+        refused: t.refused,
+        disconnects: r.disconnects.values().sum(),
+        errors: r.errors.clone(),
+        server_cpu_pct: watch.server_cpu_pct(),
+        generator_cpu_pct: watch.generator_cpu_pct(),
+        ..StepRow::default()
+    }
+}
+
+/// What every run of a thread works on.
+struct Ctx<'a> {
+    index: usize,
+    state: &'a Rc<RefCell<Shard>>,
+    sockets: &'a [Socket],
+    /// Global member index -> local socket, for this thread's senders.
+    local: &'a std::collections::HashMap<usize, usize>,
+    frames: &'a [(String, String)],
+    warmup: Duration,
+    duration: Duration,
+    drain: Duration,
+}
+
+/// One generator thread: connect, then one measured run per [`Run`] received on the same
+/// sockets, then close.
+async fn shard(plan: Plan, mut link: Link<Run, ShardResult>) -> anyhow::Result<()> {
+    let index = link.index;
+    let Plan { timeout, layout, members, convs, warmup, duration, drain, body, .. } = plan;
     let node_apis: Vec<Api> = plan.nodes.iter().map(|u| Api::new(u, timeout)).collect();
     let mut local_members = vec![0u32; layout.groups];
     for (i, _) in &members {
         local_members[layout.group_of_member(*i)] += 1;
     }
     let state = Rc::new(RefCell::new(Shard {
-        prefix: prefix.clone(),
+        prefix: "gl-".to_owned(),
         layout,
         index,
         t0: Instant::now(),
         warmup_us: warmup.as_micros() as u64,
         window: (Instant::now(), Instant::now()),
-        status: status.clone(),
-        count: vec![0; layout.total],
-        first_us: vec![0; layout.total],
-        last_us: vec![0; layout.total],
-        flags: vec![0; layout.total],
+        status: Arc::new(Vec::new()),
+        count: Vec::new(),
+        first_us: Vec::new(),
+        last_us: Vec::new(),
+        flags: Vec::new(),
         members: members
             .iter()
             .map(|(i, u)| Member {
@@ -617,6 +752,24 @@ async fn shard(plan: Plan) -> anyhow::Result<ShardResult> {
         progress: plan.progress.clone(),
     }));
 
+    // The `send` frame of each group, encoded once and split around the id.
+    let frames: anyhow::Result<Vec<(String, String)>> = convs
+        .iter()
+        .map(|conv| {
+            let frame = ClientFrame::Send {
+                id: ID_SLOT.into(),
+                conv: conv.clone(),
+                body: body.clone(),
+                mentions: vec![],
+                mention_all: false,
+            };
+            let text = serde_json::to_string(&frame)?;
+            let (head, tail) = text.split_once(ID_SLOT).ok_or_else(|| anyhow!("no id slot in {text}"))?;
+            Ok((head.to_owned(), tail.to_owned()))
+        })
+        .collect();
+    let frames = frames.map_err(|e| link.not_ready(e))?;
+
     let indexed: Vec<(usize, usize, User)> =
         members.iter().map(|(g, u)| (*g, u.clone())).enumerate().map(|(j, (g, u))| (j, g, u)).collect();
     let connected = setup::bounded(indexed, plan.connect_concurrency, |(j, g, u)| {
@@ -633,40 +786,29 @@ async fn shard(plan: Plan) -> anyhow::Result<ShardResult> {
         }
     })
     .await;
-    let sockets: Vec<Socket> = match connected {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = plan.ready.send(Err(anyhow!("thread {index}: {e:#}")));
-            return Err(e);
-        }
-    };
-    // Global member index -> local socket, for this thread's senders.
+    let sockets: Vec<Socket> = connected.map_err(|e| link.not_ready(e))?;
     let local: std::collections::HashMap<usize, usize> =
         members.iter().enumerate().map(|(j, (i, _))| (*i, j)).collect();
-    let _ = plan.ready.send(Ok(()));
-    let t0 = plan.start.await.map_err(|_| anyhow!("no start"))?;
-    {
-        let mut st = state.borrow_mut();
-        st.t0 = t0;
-        st.window = (t0 + warmup, t0 + warmup + duration);
-    }
+    let _ = link.ready.send(Ok(()));
 
-    // The `send` frame of each group, encoded once and split around the id.
-    let frames: Vec<(String, String)> = convs
-        .iter()
-        .map(|conv| {
-            let frame = ClientFrame::Send {
-                id: ID_SLOT.into(),
-                conv: conv.clone(),
-                body: body.clone(),
-                mentions: vec![],
-                mention_all: false,
-            };
-            let text = serde_json::to_string(&frame)?;
-            let (head, tail) = text.split_once(ID_SLOT).ok_or_else(|| anyhow!("no id slot in {text}"))?;
-            Ok((head.to_owned(), tail.to_owned()))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let ctx = Ctx { index, state: &state, sockets: &sockets, local: &local, frames: &frames, warmup, duration, drain };
+    link.serve(|run| one_run(&ctx, run)).await;
+
+    for s in &sockets {
+        s.close();
+    }
+    actix_rt::time::sleep(Duration::from_millis(100)).await;
+    Ok(())
+}
+
+/// One measured run on connected sockets: send on schedule, drain, count.
+async fn one_run(ctx: &Ctx<'_>, run: Run) -> anyhow::Result<ShardResult> {
+    let Ctx { index, state, sockets, local, frames, warmup, duration, drain } = *ctx;
+    let Run { t0, step, layout, status } = run;
+    let prefix = if step == 0 { "gl-".to_owned() } else { format!("gl{step}-") };
+    state.borrow_mut().begin(&prefix, layout, status.clone(), t0, warmup, duration);
+    let progress = state.borrow().progress.clone();
+
     let mine = |k: usize| layout.thread_of(layout.sender(k)) == index;
     let next_mine = |mut k: usize| {
         while k < layout.total && !mine(k) {
@@ -699,7 +841,7 @@ async fn shard(plan: Plan) -> anyhow::Result<ShardResult> {
             }
             let ok = local.get(&layout.sender(k)).is_some_and(|j| sockets[*j].send_text(text));
             status[k].fetch_or(if ok { ST_SENT } else { ST_NOT_SENT }, Ordering::Relaxed);
-            plan.progress.add(SENT, 1);
+            progress.add(SENT, 1);
             k = next_mine(k + 1);
             batch += 1;
         }
@@ -714,16 +856,12 @@ async fn shard(plan: Plan) -> anyhow::Result<ShardResult> {
         actix_rt::time::sleep(Duration::from_millis(50)).await;
     }
     let drained = Instant::now().saturating_duration_since(drain_start);
-    // Unexpected closes (before ours).
+    // Unexpected closes so far (ours come after the last run).
     let mut disconnects = Counts::new();
     let closes: Vec<Option<ws::Closed>> = sockets.iter().map(Socket::closed).collect();
     for c in closes.iter().flatten() {
         bump(&mut disconnects, &c.label(), 1);
     }
-    for s in &sockets {
-        s.close();
-    }
-    actix_rt::time::sleep(Duration::from_millis(100)).await;
 
     let mut st = state.borrow_mut();
     let members = st
@@ -886,6 +1024,21 @@ fn tally(layout: &Layout, status: &[AtomicU8], r: &ShardResult, warmup: u64, t0:
     t
 }
 
+/// The `config` object of the JSON summary.
+fn config_json(args: &Args, threads: usize) -> Value {
+    let mut v = json!({
+        "groups": args.groups, "members": args.members, "senders": args.senders, "rate": args.rate,
+        "duration_secs": args.duration, "warmup_secs": args.warmup, "drain_secs": args.drain,
+        "threads": threads, "body_bytes": args.body_bytes,
+    });
+    if let (Some(spec), Some(obj)) = (args.step, v.as_object_mut()) {
+        obj.remove("rate");
+        obj.insert("step".into(), spec.to_string().into());
+        obj.insert("step_p99_ms".into(), args.step_p99_ms.into());
+    }
+    v
+}
+
 fn summarize(args: &Args, layout: &Layout, r: &ShardResult, t: &Tally, watch: &Watch, setup_secs: f64) -> Outcome {
     let c = &args.common;
     let secs = args.duration as f64;
@@ -898,11 +1051,7 @@ fn summarize(args: &Args, layout: &Layout, r: &ShardResult, t: &Tally, watch: &W
         "label": c.label,
         "url": c.url,
         "nodes": c.node_urls(),
-        "config": {
-            "groups": args.groups, "members": args.members, "senders": args.senders, "rate": args.rate,
-            "duration_secs": args.duration, "warmup_secs": args.warmup, "drain_secs": args.drain,
-            "threads": layout.threads, "body_bytes": args.body_bytes,
-        },
+        "config": config_json(args, layout.threads),
         "setup_secs": (setup_secs * 10.0).round() / 10.0,
         "counts": {
             "messages": layout.total, "sent": t.sent, "sent_in_window": r.sent_in_window, "acked": t.acked,

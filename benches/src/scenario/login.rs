@@ -75,7 +75,7 @@ async fn measure(
     let start = Instant::now() + Duration::from_secs(args.warmup);
     let end = start + Duration::from_secs(args.duration);
     let state = Rc::new(RefCell::new(State::default()));
-    let mut watch = Watch::new(c.pid);
+    let mut watch = Watch::new(&c.pid);
     let mut tasks = Vec::new();
     let concurrency = args.concurrency.max(1);
     for t in 0..concurrency {
