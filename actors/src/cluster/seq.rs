@@ -52,6 +52,12 @@ impl SeqSource {
     /// is `last - n + 1 ..= last`). `None` when Redis cannot answer in time (the caller then
     /// counts on from `floor` itself; the store's unique `(conv, seq)` key catches a collision).
     pub async fn next_n(&self, conv: &ConvId, floor: i64, n: i64) -> Option<i64> {
+        if super::redis_state(&self.metrics) == super::RedisState::Down {
+            // Known unreachable (the bus lost its connection): do not wait for a timeout per
+            // allocation; the bus reconnects and later allocations use Redis again.
+            inc(&self.metrics.seq_fallbacks);
+            return None;
+        }
         let work = async {
             let mut c = self.pool.get().await.ok()?;
             self.script
