@@ -10,11 +10,12 @@
 #
 # Environment respected (defaults in brackets):
 #   IM_TEST_POSTGRES_URL [postgres://postgres@127.0.0.1:5432/postgres]
-#   IM_TEST_REDIS_URL    [redis://127.0.0.1:6379]
 #   IM_TEST_MONGODB_URL  [mongodb://127.0.0.1:27017]
 #   CARGO_TARGET_DIR     [cargo's default, target/]
 #   CARGO_BUILD_JOBS     [2]
 #   IM_SKIP_SERVICES=1   skip scripts/services.sh
+# Tests that need Redis (server/tests/cluster) start a private redis-server each (they kill and
+# restart it), and nginx from PATH or /usr/sbin; services.sh installs both binaries.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -29,14 +30,12 @@ fi
 source "$here/services.sh"
 
 export IM_TEST_POSTGRES_URL="${IM_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-export IM_TEST_REDIS_URL="${IM_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
 export IM_TEST_MONGODB_URL="${IM_TEST_MONGODB_URL:-mongodb://127.0.0.1:27017}"
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 # Tests run with libtest's default parallelism.
 unset RUST_TEST_THREADS
 
 echo "[test] IM_TEST_POSTGRES_URL=$IM_TEST_POSTGRES_URL"
-echo "[test] IM_TEST_REDIS_URL=$IM_TEST_REDIS_URL"
 echo "[test] IM_TEST_MONGODB_URL=$IM_TEST_MONGODB_URL"
 echo "[test] CARGO_BUILD_JOBS=$CARGO_BUILD_JOBS CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-<default>}"
 echo "[test] cargo test --workspace --all-targets $*"
