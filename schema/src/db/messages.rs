@@ -58,18 +58,20 @@ impl From<Row> for MessageRecord {
     }
 }
 
-/// Appends a batch in the caller's transaction: one look-up for resent client ids, one
-/// multi-row insert for the rest. Results are in input order.
+/// Appends a batch in the caller's transaction: a point look-up per message on the unique
+/// `(conv_id, sender_id, client_id)` index for resent client ids, one multi-row insert for the
+/// rest. Results are in input order.
+///
+/// (One `conv_id IN (..) AND client_id IN (..)` query used to do the look-ups; it can use the
+/// index only up to `conv_id`, so it scanned each conversation's whole history and got slower as
+/// conversations grew.)
 pub fn append(conn: &mut AnyConnection, batch: &[MessageRecord]) -> Result<Vec<Appended>, DbError> {
-    let convs: Vec<&str> = batch.iter().map(|m| m.conv.as_str()).collect();
-    let cids: Vec<&str> = batch.iter().map(|m| m.client_id.as_str()).collect();
-    let existing: Vec<Row> = messages::table
-        .filter(messages::conv_id.eq_any(&convs))
-        .filter(messages::client_id.eq_any(&cids))
-        .select(Row::as_select())
-        .load(conn)?;
-    let mut known: HashMap<(String, i64, String), MessageRecord> =
-        existing.into_iter().map(|r| ((r.conv_id.clone(), r.sender_id, r.client_id.clone()), r.into())).collect();
+    let mut known: HashMap<(String, i64, String), MessageRecord> = HashMap::new();
+    for m in batch {
+        if let Some(prev) = find_by_client_id(conn, &m.conv, m.sender, &m.client_id)? {
+            known.insert((m.conv.0.clone(), m.sender.0, m.client_id.clone()), prev);
+        }
+    }
     let mut out = Vec::with_capacity(batch.len());
     let mut fresh = Vec::with_capacity(batch.len());
     for m in batch {
