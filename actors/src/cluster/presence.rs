@@ -374,21 +374,33 @@ impl ClusterPresence {
             .map_err(|e| e.to_string())?;
         let prefix = format!("{}|", self.me.id);
         for u in listed.into_iter().filter(|u| !local.contains(u)) {
-            let left: Vec<String> = redis::Script::new(REAP)
-                .key(self.me.keys.presence(UserId(u)))
-                .arg(&prefix)
-                .invoke_async(&mut c)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.drop_node_fields(&mut c, UserId(u), &prefix).await?;
             redis::cmd("SREM")
                 .arg(self.me.keys.node_users(&self.me.id))
                 .arg(u)
                 .query_async::<()>(&mut c)
                 .await
                 .map_err(|e| e.to_string())?;
-            if self.live_count(&left) == 0 {
-                self.presence.do_send(PresenceChanged { user: UserId(u), online: false });
-            }
+        }
+        Ok(())
+    }
+
+    /// Removes the fields of `user`'s presence hash that name the node of `prefix` (`node|`), and
+    /// announces the user offline when no device on a live node is left.
+    async fn drop_node_fields(
+        &self,
+        c: &mut deadpool_redis::Connection,
+        user: UserId,
+        prefix: &str,
+    ) -> Result<(), String> {
+        let left: Vec<String> = redis::Script::new(REAP)
+            .key(self.me.keys.presence(user))
+            .arg(prefix)
+            .invoke_async(c)
+            .await
+            .map_err(|e| e.to_string())?;
+        if self.live_count(&left) == 0 {
+            self.presence.do_send(PresenceChanged { user, online: false });
         }
         Ok(())
     }
@@ -418,15 +430,7 @@ impl ClusterPresence {
                 .map_err(|e| e.to_string())?;
             let prefix = format!("{dead}|");
             for u in &users {
-                let left: Vec<String> = redis::Script::new(REAP)
-                    .key(self.me.keys.presence(UserId(*u)))
-                    .arg(&prefix)
-                    .invoke_async(&mut c)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if self.live_count(&left) == 0 {
-                    self.presence.do_send(PresenceChanged { user: UserId(*u), online: false });
-                }
+                self.drop_node_fields(&mut c, UserId(*u), &prefix).await?;
             }
             let mut pipe = redis::pipe();
             pipe.cmd("DEL").arg(self.me.keys.node_users(dead)).ignore();
