@@ -54,6 +54,11 @@ impl Db {
         &self.db
     }
 
+    /// True when both handles reach the same database (so one transaction can span both).
+    pub fn same_database(&self, other: &Db) -> bool {
+        self.db.url() == other.db.url()
+    }
+
     /// Runs `f` on a worker with a pooled connection: reads only (writes go through
     /// [`Db::write`]).
     pub async fn read<R, F>(&self, f: F) -> Result<R, DbError>

@@ -81,7 +81,11 @@ impl Hub {
         let presence = Presence::new(db.clone()).start();
         let sessions = SessionRegistry::new(presence.clone()).start();
         presence.do_send(SetRegistry(sessions.clone()));
-        let writer = MessageWriter::new(store.clone(), db.clone(), metrics.clone()).start();
+        // SQLite takes one writer at a time: one lane. Elsewhere lanes write in parallel, on up
+        // to half the pool's connections (the rest stay free for reads).
+        let sqlite_only = store.name() == "sql" && db.database().url().is_sqlite();
+        let lanes = if sqlite_only { 1 } else { (db.database().pool_size() as usize / 2).max(1) };
+        let writer = MessageWriter::new(store.clone(), db.clone(), metrics.clone(), lanes).start();
         let settings = Arc::new(settings);
         let redis = if cluster.redis_url.is_empty() {
             None

@@ -2,10 +2,14 @@
 //! them in batches (one store append and one summary update per batch) and answers each message
 //! once its batch is durable.
 //!
-//! One batch is in flight at a time: while it is being written, new messages queue up and form
-//! the next batch. At low load a message is written alone at once; under load batches grow up
-//! to [`MAX_BATCH`], so throughput does not pay one round trip per message. Batches complete in
-//! order, so acks and deliveries keep seq order.
+//! Messages are split into *lanes* by conversation (a stable hash of its id). Each lane has one
+//! batch in flight at a time: while it is being written, new messages of that lane queue up and
+//! form its next batch. At low load a message is written alone at once; under load batches grow
+//! up to [`MAX_BATCH`], so throughput does not pay one round trip per message. One lane's
+//! batches complete in order; lanes write in parallel on separate connections (PostgreSQL), and
+//! as no two lanes touch the same conversation's rows, their transactions never wait for each
+//! other or deadlock. SQLite has one writer at a time, so it gets one lane. Conversation actors
+//! deliver in seq order whatever order batches complete in (tickets, `sequencer.rs`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -48,61 +52,73 @@ pub struct WriterStats {
 
 type Waiter = oneshot::Sender<Result<Appended, String>>;
 
+/// One lane: the messages of its conversations waiting for the next batch.
+#[derive(Default)]
+struct Lane {
+    queue: VecDeque<(MessageRecord, Waiter)>,
+    flushing: bool,
+}
+
 /// The group-commit writer of a node.
 pub struct MessageWriter {
     store: Arc<dyn MessageStore>,
     db: Db,
-    queue: VecDeque<(MessageRecord, Waiter)>,
-    flushing: bool,
+    lanes: Vec<Lane>,
     stats: WriterStats,
     metrics: Arc<Metrics>,
     idle_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl MessageWriter {
-    /// A writer over `store`, keeping conversation summaries in `db`.
-    pub fn new(store: Arc<dyn MessageStore>, db: Db, metrics: Arc<Metrics>) -> Self {
+    /// A writer over `store` with `lanes` batches in flight at most (at least one), keeping
+    /// conversation summaries in `db`.
+    pub fn new(store: Arc<dyn MessageStore>, db: Db, metrics: Arc<Metrics>, lanes: usize) -> Self {
         MessageWriter {
             store,
             db,
-            queue: VecDeque::new(),
-            flushing: false,
+            lanes: (0..lanes.max(1)).map(|_| Lane::default()).collect(),
             stats: WriterStats::default(),
             metrics,
             idle_waiters: Vec::new(),
         }
     }
 
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing {
+    /// The lane of a conversation.
+    fn lane_of(&self, conv: &str) -> usize {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        conv.hash(&mut h);
+        (h.finish() % self.lanes.len() as u64) as usize
+    }
+
+    fn idle(&self) -> bool {
+        self.lanes.iter().all(|l| !l.flushing && l.queue.is_empty())
+    }
+
+    fn flush(&mut self, lane: usize, ctx: &mut Context<Self>) {
+        let l = &mut self.lanes[lane];
+        if l.flushing {
             return;
         }
-        if self.queue.is_empty() {
-            for w in self.idle_waiters.drain(..) {
-                let _ = w.send(());
+        if l.queue.is_empty() {
+            if self.idle() {
+                for w in self.idle_waiters.drain(..) {
+                    let _ = w.send(());
+                }
             }
             return;
         }
-        self.flushing = true;
-        let n = self.queue.len().min(MAX_BATCH);
-        let (records, waiters): (Vec<MessageRecord>, Vec<Waiter>) = self.queue.drain(..n).unzip();
+        l.flushing = true;
+        let n = l.queue.len().min(MAX_BATCH);
+        let (records, waiters): (Vec<MessageRecord>, Vec<Waiter>) = l.queue.drain(..n).unzip();
         let last = last_messages(&records);
         let store = self.store.clone();
         let db = self.db.clone();
         self.metrics.store_batch_size.observe(n as f64);
         let started = std::time::Instant::now();
-        let fut = async move {
-            let res = store.append(records).await.map_err(|e| e.to_string());
-            if res.is_ok() {
-                // The messages are durable; a failed summary update only makes the list stale.
-                if let Err(e) = db.write(move |c| conversations::record_last(c, &last)).await {
-                    log::warn!("conversation summaries not updated: {e}");
-                }
-            }
-            res
-        };
+        let fut = async move { store.append_with_summaries(records, last, db).await.map_err(|e| e.to_string()) };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
-            act.flushing = false;
+            act.lanes[lane].flushing = false;
             act.stats.batches += 1;
             act.metrics.store_latency.observe(started.elapsed().as_secs_f64());
             match res {
@@ -123,7 +139,7 @@ impl MessageWriter {
                     }
                 }
             }
-            act.flush(ctx);
+            act.flush(lane, ctx);
         }));
     }
 }
@@ -161,8 +177,9 @@ impl Handler<Persist> for MessageWriter {
 
     fn handle(&mut self, msg: Persist, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
-        self.queue.push_back((msg.0, tx));
-        self.flush(ctx);
+        let lane = self.lane_of(msg.0.conv.as_str());
+        self.lanes[lane].queue.push_back((msg.0, tx));
+        self.flush(lane, ctx);
         Box::pin(async move { rx.await.unwrap_or_else(|_| Err("message writer stopped".into())) })
     }
 }
@@ -173,7 +190,9 @@ impl Handler<Flush> for MessageWriter {
     fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         self.idle_waiters.push(tx);
-        self.flush(ctx);
+        for lane in 0..self.lanes.len() {
+            self.flush(lane, ctx);
+        }
         Box::pin(async move {
             let _ = rx.await;
         })
@@ -184,6 +203,6 @@ impl Handler<GetWriterStats> for MessageWriter {
     type Result = WriterStats;
 
     fn handle(&mut self, _: GetWriterStats, _: &mut Context<Self>) -> WriterStats {
-        WriterStats { queued: self.queue.len(), ..self.stats }
+        WriterStats { queued: self.lanes.iter().map(|l| l.queue.len()).sum(), ..self.stats }
     }
 }

@@ -13,6 +13,7 @@ use actors::db::Db;
 use actors::store::{MessageStore, MongoMessageStore, SqlMessageStore};
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Document};
+use schema::db::conversations::{self, LastMessage};
 use schema::db::scratch::ScratchDb;
 use schema::db::Database;
 use schema::message::{Appended, MessageKind, MessageRecord, Page};
@@ -684,4 +685,96 @@ async fn seq_taken(store: &MongoMessageStore) -> TestResult {
     );
     assert_eq!(all_of(store, &conv).await?, vec![m]);
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversation summaries written with a batch
+// ---------------------------------------------------------------------------------------------
+
+fn last_of(m: &MessageRecord) -> LastMessage {
+    LastMessage { conv: m.conv.0.clone(), seq: m.seq, ts: m.ts, sender: m.sender.0, preview: m.body.clone() }
+}
+
+/// `append_with_summaries` stores the batch and moves each conversation's summary and the
+/// sender's read mark forward, never backwards; a batch that fails moves nothing (on SQL, where
+/// both are one transaction).
+async fn summaries_case(store: Arc<dyn MessageStore>, db: Db, atomic: bool) -> TestResult {
+    let (a, b) = (ConvId::direct(UserId(1), UserId(2)), ConvId::direct(UserId(1), UserId(3)));
+    for (conv, peer) in [(&a, 2), (&b, 3)] {
+        let c = conv.0.clone();
+        db.write(move |conn| conversations::ensure(conn, &c, &[(1, Some(peer)), (peer, Some(1))], TS0)).await?;
+    }
+    let a1 = text(&a, 1, 1, "a1", "hello a");
+    let a2 = text(&a, 2, 2, "a2", "reply from 2");
+    let b1 = text(&b, 1, 1, "b1", "hello b");
+    let res = store
+        .append_with_summaries(vec![a1.clone(), a2.clone(), b1.clone()], vec![last_of(&a2), last_of(&b1)], db.clone())
+        .await?;
+    assert_eq!(res, stored(&[a1.clone(), a2.clone(), b1.clone()]));
+
+    let summary = |conv: &ConvId| {
+        let (db, c) = (db.clone(), conv.0.clone());
+        async move { db.read(move |conn| conversations::find(conn, &c)).await }
+    };
+    let read_seq = |user: i64, conv: &ConvId| {
+        let (db, c) = (db.clone(), conv.0.clone());
+        async move { db.read(move |conn| conversations::state(conn, user, &c)).await.map(|s| s.map(|s| s.read_seq)) }
+    };
+    let sa = summary(&a).await?.ok_or("no summary of a")?;
+    assert_eq!((sa.last_seq, sa.last_ts, sa.last_sender_id), (2, a2.ts, Some(2)));
+    assert_eq!(sa.last_preview.as_deref(), Some("reply from 2"));
+    let sb = summary(&b).await?.ok_or("no summary of b")?;
+    assert_eq!((sb.last_seq, sb.last_sender_id, sb.last_preview.as_deref()), (1, Some(1), Some("hello b")));
+    // Each sender has read up to its own message; the receivers have not.
+    assert_eq!(read_seq(2, &a).await?, Some(2));
+    assert_eq!(read_seq(1, &b).await?, Some(1));
+    assert_eq!(read_seq(3, &b).await?, Some(0));
+
+    // An older summary (a batch that completed late) does not move it back.
+    let stale = LastMessage { preview: Some("stale".into()), ..last_of(&a1) };
+    store.append_with_summaries(vec![], vec![stale], db.clone()).await?;
+    assert_eq!(summary(&a).await?.ok_or("no summary of a")?.last_seq, 2);
+
+    // A failing batch (seq clash): the summary stays where it was when both are one transaction.
+    let clash = text(&a, 2, 1, "other", "claims seq 2");
+    let a3 = text(&a, 3, 1, "a3", "third");
+    let res = store.append_with_summaries(vec![clash, a3.clone()], vec![last_of(&a3)], db.clone()).await;
+    assert!(res.is_err(), "a seq clash must fail the batch, got {res:?}");
+    if atomic {
+        let sa = summary(&a).await?.ok_or("no summary of a")?;
+        assert_eq!((sa.last_seq, sa.last_preview.as_deref()), (2, Some("reply from 2")));
+        assert_eq!(seqs(&all_of(&*store, &a).await?), vec![1, 2]);
+    }
+    Ok(())
+}
+
+fn sql_db(scratch: &ScratchDb) -> Result<Db, Box<dyn std::error::Error>> {
+    let db = Database::open(&scratch.url, 4, Duration::from_secs(10))?;
+    db.migrate()?;
+    Ok(Db::start(db, 2))
+}
+
+#[actix_rt::test]
+async fn summaries_with_the_batch_sqlite() -> TestResult {
+    let scratch = ScratchDb::sqlite();
+    let db = sql_db(&scratch)?;
+    summaries_case(Arc::new(SqlMessageStore::new(db.clone())), db, true).await
+}
+
+#[actix_rt::test]
+async fn summaries_with_the_batch_postgres() -> TestResult {
+    let scratch = ScratchDb::postgres()?;
+    let db = sql_db(&scratch)?;
+    summaries_case(Arc::new(SqlMessageStore::new(db.clone())), db, true).await
+}
+
+#[actix_rt::test]
+async fn summaries_with_the_batch_mongodb() -> TestResult {
+    // Messages in MongoDB, summaries in SQL: two writes, so no atomicity to check.
+    let scratch = ScratchDb::sqlite();
+    let db = sql_db(&scratch)?;
+    let (mongo, store) = MongoScratch::open().await?;
+    let res = summaries_case(Arc::new(store), db, false).await;
+    mongo.drop_db().await;
+    res
 }

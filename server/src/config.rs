@@ -52,8 +52,8 @@ pub struct WsSection {
 impl Default for WsSection {
     fn default() -> Self {
         WsSection {
-            heartbeat_interval_secs: 15,
-            client_timeout_secs: 45,
+            heartbeat_interval_secs: 55,
+            client_timeout_secs: 130,
             max_frame_bytes: 64 * 1024,
             frames_per_sec: 50,
             burst: 100,

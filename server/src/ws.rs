@@ -15,6 +15,7 @@
 //!   of `ws.max_outbound_bytes`; a client that does not read is disconnected (1008,
 //!   `slow_consumer`) instead of growing server memory.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +24,8 @@ use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Handler, Message,
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use actors::conversation::{
-    ChatError, ConversationActor, MarkDelivered, MarkRead, PostMessage, RecallMessage, Route, Typing,
+    ChatError, ConversationActor, GetConversation, GetGroup, MarkDelivered, MarkRead, PostMessage, RecallMessage,
+    Route, Typing,
 };
 use actors::group::GroupActor;
 use actors::hub::Hub;
@@ -113,6 +115,7 @@ pub async fn connect(
         bucket: TokenBucket::new(state.settings.ws.frames_per_sec, state.settings.ws.burst),
         refusals: 0,
         in_flight: 0,
+        actors: HashMap::new(),
         dropped: Arc::new(AtomicBool::new(false)),
         outbound: outbound.clone(),
         closing: false,
@@ -143,6 +146,9 @@ pub struct WsSession {
     dropped: Arc<AtomicBool>,
     /// Sends waiting for their ack (admission control: a session cannot pile up unbounded work).
     in_flight: usize,
+    /// The actors of the conversations this session used lately: its frames go straight to
+    /// them, not through the conversation registry (one mailbox hop instead of three).
+    actors: HashMap<ConvId, ConvAddr>,
     /// Encoded bytes handed to the connection and not yet taken by the socket writer.
     outbound: Arc<AtomicUsize>,
     closing: bool,
@@ -250,59 +256,46 @@ impl WsSession {
                     mentions,
                     mention_all,
                 };
-                let hub = self.hub.clone();
                 self.in_flight += 1;
-                let fut = async move { call(&hub, conv, msg).await.and_then(|r| r) };
-                ctx.spawn(
-                    fut.into_actor(self)
-                        .map(move |res, act, _| {
-                            act.in_flight = act.in_flight.saturating_sub(1);
-                            res
-                        })
-                        .map(move |res, act, ctx| match res {
-                            Ok(ack) => act.send_frame(
-                                ctx,
-                                &ServerFrame::Ack { id: ack.id, conv: ack.conv, seq: ack.seq, ts: ack.ts },
-                            ),
-                            Err(e) => act.chat_error(ctx, &e, Some(id)),
-                        }),
-                );
+                self.route(ctx, conv, msg, move |act, res, ctx| {
+                    act.in_flight = act.in_flight.saturating_sub(1);
+                    match res.and_then(|r| r) {
+                        Ok(ack) => act.send_frame(
+                            ctx,
+                            &ServerFrame::Ack { id: ack.id, conv: ack.conv, seq: ack.seq, ts: ack.ts },
+                        ),
+                        Err(e) => act.chat_error(ctx, &e, Some(id)),
+                    }
+                });
             }
             ClientFrame::Delivered { conv, seq } => {
                 if self.check_conv(&conv, None, ctx).is_some() {
-                    let hub = self.hub.clone();
                     let msg = MarkDelivered { user: self.user, seq };
-                    ctx.spawn(async move { call(&hub, conv, msg).await }.into_actor(self).map(|res, act, ctx| {
+                    self.route(ctx, conv, msg, |act, res, ctx| {
                         if let Err(e) = res {
                             act.chat_error(ctx, &e, None);
                         }
-                    }));
+                    });
                 }
             }
             ClientFrame::Read { conv, seq } => {
                 if self.check_conv(&conv, None, ctx).is_some() {
-                    let hub = self.hub.clone();
                     let msg = MarkRead { user: self.user, device: self.device, seq };
-                    ctx.spawn(async move { call(&hub, conv, msg).await.and_then(|r| r) }.into_actor(self).map(
-                        |res, act, ctx| {
-                            if let Err(e) = res {
-                                act.chat_error(ctx, &e, None);
-                            }
-                        },
-                    ));
+                    self.route(ctx, conv, msg, |act, res, ctx| {
+                        if let Err(e) = res.and_then(|r| r) {
+                            act.chat_error(ctx, &e, None);
+                        }
+                    });
                 }
             }
             ClientFrame::Recall { conv, seq } => {
                 if self.check_conv(&conv, None, ctx).is_some() {
-                    let hub = self.hub.clone();
                     let msg = RecallMessage { user: self.user, seq };
-                    ctx.spawn(async move { call(&hub, conv, msg).await.and_then(|r| r) }.into_actor(self).map(
-                        |res, act, ctx| {
-                            if let Err(e) = res {
-                                act.chat_error(ctx, &e, None);
-                            }
-                        },
-                    ));
+                    self.route(ctx, conv, msg, |act, res, ctx| {
+                        if let Err(e) = res.and_then(|r| r) {
+                            act.chat_error(ctx, &e, None);
+                        }
+                    });
                 }
             }
             ClientFrame::Delete { conv, seq } => {
@@ -319,15 +312,12 @@ impl WsSession {
             }
             ClientFrame::Typing { conv } => {
                 if self.check_conv(&conv, None, ctx).is_some() {
-                    let hub = self.hub.clone();
                     let msg = Typing { user: self.user };
-                    ctx.spawn(async move { call(&hub, conv, msg).await.and_then(|r| r) }.into_actor(self).map(
-                        |res, act, ctx| {
-                            if let Err(e) = res {
-                                act.chat_error(ctx, &e, None);
-                            }
-                        },
-                    ));
+                    self.route(ctx, conv, msg, |act, res, ctx| {
+                        if let Err(e) = res.and_then(|r| r) {
+                            act.chat_error(ctx, &e, None);
+                        }
+                    });
                 }
             }
             ClientFrame::Sync { conv, after_seq, limit } => {
@@ -355,6 +345,54 @@ impl WsSession {
         }
     }
 
+    /// Sends `msg` to the actor of `conv` and hands the answer to `done`. The actor's address
+    /// comes from this session's cache; the first frame for a conversation asks the registry
+    /// (which starts the actor if needed) and holds the session's later frames until it has the
+    /// address, so one session's frames reach the actor in the order they were sent.
+    fn route<M, F>(&mut self, ctx: &mut Ctx, conv: ConvId, msg: M, done: F)
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        ConversationActor: Handler<M>,
+        GroupActor: Handler<M>,
+        F: FnOnce(&mut Self, Result<M::Result, ChatError>, &mut Ctx) + 'static,
+    {
+        if let Some(addr) = self.actors.get(&conv).filter(|a| a.connected()).cloned() {
+            ctx.spawn(addr.send(msg).into_actor(self).map(move |res, act, ctx| done(act, res, ctx)));
+            return;
+        }
+        self.actors.remove(&conv);
+        let hub = self.hub.clone();
+        let c = conv.clone();
+        let lookup = async move {
+            let unavailable = |e: actix::MailboxError| ChatError::Unavailable(e.to_string());
+            match c.kind() {
+                Some(ConvKind::Group(_)) => {
+                    hub.conversations.send(GetGroup { conv: c }).await.map_err(unavailable)?.map(ConvAddr::Group)
+                }
+                _ => hub
+                    .conversations
+                    .send(GetConversation { conv: c })
+                    .await
+                    .map_err(unavailable)?
+                    .map(ConvAddr::Direct),
+            }
+        };
+        ctx.wait(lookup.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(addr) => {
+                if act.actors.len() >= MAX_CACHED_ACTORS {
+                    act.actors.retain(|_, a| a.connected());
+                    if act.actors.len() >= MAX_CACHED_ACTORS {
+                        act.actors.clear();
+                    }
+                }
+                act.actors.insert(conv, addr.clone());
+                ctx.spawn(addr.send(msg).into_actor(act).map(move |res, act, ctx| done(act, res, ctx)));
+            }
+            Err(e) => done(act, Err(e), ctx),
+        }));
+    }
+
     fn chat_error(&mut self, ctx: &mut Ctx, e: &ChatError, id: Option<String>) {
         if let ChatError::Unavailable(cause) = e {
             log::warn!("session {} of user {}: {cause}", self.id, self.user);
@@ -373,6 +411,47 @@ where
     GroupActor: Handler<M>,
 {
     hub.conversations.send(Route { conv, msg }).await.map_err(|e| ChatError::Unavailable(e.to_string()))?
+}
+
+/// Conversations whose actor address a session keeps (a chat client has a handful open).
+const MAX_CACHED_ACTORS: usize = 32;
+
+/// The actor of a 1:1 conversation or of a group.
+#[derive(Clone)]
+enum ConvAddr {
+    Direct(actix::Addr<ConversationActor>),
+    Group(actix::Addr<GroupActor>),
+}
+
+impl ConvAddr {
+    fn connected(&self) -> bool {
+        match self {
+            ConvAddr::Direct(a) => a.connected(),
+            ConvAddr::Group(a) => a.connected(),
+        }
+    }
+
+    /// Sends `msg`; a stopped actor answers `unavailable` (the client resends; the next frame
+    /// looks the actor up again).
+    fn send<M>(&self, msg: M) -> futures_util::future::BoxFuture<'static, Result<M::Result, ChatError>>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        ConversationActor: Handler<M>,
+        GroupActor: Handler<M>,
+    {
+        let unavailable = |e: actix::MailboxError| ChatError::Unavailable(e.to_string());
+        match self {
+            ConvAddr::Direct(a) => {
+                let req = a.send(msg);
+                Box::pin(async move { req.await.map_err(unavailable) })
+            }
+            ConvAddr::Group(a) => {
+                let req = a.send(msg);
+                Box::pin(async move { req.await.map_err(unavailable) })
+            }
+        }
+    }
 }
 
 /// The seqs of `conv` that `user` may read: `(floor, ceiling)` (exclusive floor, inclusive

@@ -12,9 +12,12 @@ mod mongo;
 mod sql;
 
 use futures_util::future::BoxFuture;
+use schema::db::conversations::{self, LastMessage};
 use schema::db::DbError;
 use schema::message::{Appended, MessageRecord, Page};
 use schema::{ConvId, UserId};
+
+use crate::db::Db;
 
 pub use mongo::MongoMessageStore;
 pub use sql::SqlMessageStore;
@@ -50,6 +53,26 @@ pub trait MessageStore: Send + Sync + 'static {
     /// resolves. A message whose (conv, sender, client id) exists already is not stored again:
     /// its result is `Duplicate` with the stored message. Results are in input order.
     fn append(&self, batch: Vec<MessageRecord>) -> StoreFuture<Vec<Appended>>;
+
+    /// [`MessageStore::append`], then the conversation summaries `last` in the SQL database `db`.
+    /// The messages are durable once this resolves; a failed summary update only leaves the
+    /// conversation list stale (logged), it does not fail the batch. A store that lives in `db`
+    /// does both in one transaction (one commit per batch).
+    fn append_with_summaries(
+        &self,
+        batch: Vec<MessageRecord>,
+        last: Vec<LastMessage>,
+        db: Db,
+    ) -> StoreFuture<Vec<Appended>> {
+        let append = self.append(batch);
+        Box::pin(async move {
+            let res = append.await?;
+            if let Err(e) = db.write(move |c| conversations::record_last(c, &last)).await {
+                log::warn!("conversation summaries not updated: {e}");
+            }
+            Ok(res)
+        })
+    }
 
     /// The message stored for a client id, if any (dedup after a restart).
     fn find_by_client_id(&self, conv: ConvId, sender: UserId, client_id: String) -> StoreFuture<Option<MessageRecord>>;

@@ -1,5 +1,6 @@
 //! The SQL message store: the `messages` table through the Diesel workers.
 
+use schema::db::conversations::{self, LastMessage};
 use schema::db::messages as q;
 use schema::message::{Appended, MessageRecord, Page};
 use schema::{ConvId, UserId};
@@ -28,6 +29,34 @@ impl MessageStore for SqlMessageStore {
     fn append(&self, batch: Vec<MessageRecord>) -> StoreFuture<Vec<Appended>> {
         let db = self.db.clone();
         Box::pin(async move { Ok(db.write(move |c| q::append(c, &batch)).await?) })
+    }
+
+    fn append_with_summaries(
+        &self,
+        batch: Vec<MessageRecord>,
+        last: Vec<LastMessage>,
+        db: Db,
+    ) -> StoreFuture<Vec<Appended>> {
+        if !db.same_database(&self.db) {
+            let append = self.append(batch);
+            return Box::pin(async move {
+                let res = append.await?;
+                if let Err(e) = db.write(move |c| conversations::record_last(c, &last)).await {
+                    log::warn!("conversation summaries not updated: {e}");
+                }
+                Ok(res)
+            });
+        }
+        let db = self.db.clone();
+        Box::pin(async move {
+            Ok(db
+                .write(move |c| {
+                    let res = q::append(c, &batch)?;
+                    conversations::record_last(c, &last)?;
+                    Ok(res)
+                })
+                .await?)
+        })
     }
 
     fn find_by_client_id(&self, conv: ConvId, sender: UserId, client_id: String) -> StoreFuture<Option<MessageRecord>> {

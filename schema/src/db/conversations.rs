@@ -64,24 +64,75 @@ pub struct LastMessage {
     pub preview: Option<String>,
 }
 
-/// Moves conversation summaries forward and the senders' read marks past their own messages.
+/// Moves conversation summaries forward and the senders' read marks past their own messages:
+/// two statements for the whole batch (`UPDATE .. FROM (VALUES ..)`, which SQLite has had since
+/// 3.33), not two per conversation (on PostgreSQL each statement is a round trip).
 pub fn record_last(conn: &mut AnyConnection, last: &[LastMessage]) -> Result<(), DbError> {
-    for m in last {
-        diesel::update(cv::table.filter(cv::conv_id.eq(&m.conv)).filter(cv::last_seq.lt(m.seq)))
-            .set((
-                cv::last_seq.eq(m.seq),
-                cv::last_ts.eq(m.ts),
-                cv::last_sender_id.eq(m.sender),
-                cv::last_preview.eq(&m.preview),
-            ))
-            .execute(conn)?;
-        diesel::update(
-            st::table.filter(st::user_id.eq(m.sender)).filter(st::conv_id.eq(&m.conv)).filter(st::read_seq.lt(m.seq)),
-        )
-        .set(st::read_seq.eq(m.seq))
-        .execute(conn)?;
+    use diesel::sql_types::{BigInt, Nullable, Text};
+    if last.is_empty() {
+        return Ok(());
+    }
+    let pg = matches!(conn, AnyConnection::Postgresql(_));
+    // PostgreSQL types a bare parameter in VALUES as text; SQLite needs no casts.
+    let (summary_row, mark_row) = if pg {
+        ("(?::text, ?::bigint, ?::bigint, ?::bigint, ?::text)", "(?::text, ?::bigint, ?::bigint)")
+    } else {
+        ("(?, ?, ?, ?, ?)", "(?, ?, ?)")
+    };
+    let rows = |row: &str| vec![row; last.len()].join(", ");
+    let summaries = format!(
+        "UPDATE conversations SET last_seq = v.column2, last_ts = v.column3, last_sender_id = v.column4, \
+         last_preview = v.column5 FROM (VALUES {}) AS v \
+         WHERE conversations.conv_id = v.column1 AND conversations.last_seq < v.column2",
+        rows(summary_row)
+    );
+    let marks = format!(
+        "UPDATE conversation_states SET read_seq = v.column2 FROM (VALUES {}) AS v \
+         WHERE conversation_states.conv_id = v.column1 AND conversation_states.user_id = v.column3 \
+         AND conversation_states.read_seq < v.column2",
+        rows(mark_row)
+    );
+    macro_rules! run {
+        ($c:expr, $db:ty) => {{
+            let (summaries, marks) = if pg { (numbered(&summaries), numbered(&marks)) } else { (summaries, marks) };
+            let mut q = diesel::sql_query(summaries).into_boxed::<$db>();
+            for m in last {
+                q = q
+                    .bind::<Text, _>(m.conv.as_str())
+                    .bind::<BigInt, _>(m.seq)
+                    .bind::<BigInt, _>(m.ts)
+                    .bind::<BigInt, _>(m.sender)
+                    .bind::<Nullable<Text>, _>(m.preview.as_deref());
+            }
+            q.execute($c)?;
+            let mut q = diesel::sql_query(marks).into_boxed::<$db>();
+            for m in last {
+                q = q.bind::<Text, _>(m.conv.as_str()).bind::<BigInt, _>(m.seq).bind::<BigInt, _>(m.sender);
+            }
+            q.execute($c)?;
+        }};
+    }
+    match conn {
+        AnyConnection::Sqlite(c) => run!(c, diesel::sqlite::Sqlite),
+        AnyConnection::Postgresql(c) => run!(c, diesel::pg::Pg),
     }
     Ok(())
+}
+
+/// `?` placeholders as PostgreSQL's `$1, $2, ..`.
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + sql.len() / 4);
+    let mut n = 0;
+    for ch in sql.chars() {
+        if ch == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
 }
 
 /// A conversation's summary.

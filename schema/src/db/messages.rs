@@ -58,44 +58,107 @@ impl From<Row> for MessageRecord {
     }
 }
 
-/// Appends a batch in the caller's transaction: a point look-up per message on the unique
-/// `(conv_id, sender_id, client_id)` index for resent client ids, one multi-row insert for the
-/// rest. Results are in input order.
+/// Appends a batch in the caller's transaction, one statement in the common case: a multi-row
+/// `INSERT .. ON CONFLICT (conv_id, sender_id, client_id) DO NOTHING RETURNING` the keys it
+/// stored (SQLite: `INSERT OR IGNORE .. RETURNING`). A message it did not store is a resend of a
+/// client id stored earlier, looked up on that unique index and answered `Duplicate` with the
+/// original. Results are in input order. A clash on `(conv_id, seq)` (two nodes handing out one
+/// seq while Redis was away) is not swallowed: the batch fails with a unique violation.
 ///
-/// (One `conv_id IN (..) AND client_id IN (..)` query used to do the look-ups; it can use the
-/// index only up to `conv_id`, so it scanned each conversation's whole history and got slower as
-/// conversations grew.)
+/// (Earlier versions looked every message up before inserting: one statement, and on PostgreSQL
+/// one round trip, per message.)
 pub fn append(conn: &mut AnyConnection, batch: &[MessageRecord]) -> Result<Vec<Appended>, DbError> {
-    let mut known: HashMap<(String, i64, String), MessageRecord> = HashMap::new();
-    for m in batch {
-        if let Some(prev) = find_by_client_id(conn, &m.conv, m.sender, &m.client_id)? {
-            known.insert((m.conv.0.clone(), m.sender.0, m.client_id.clone()), prev);
-        }
-    }
-    let mut out = Vec::with_capacity(batch.len());
+    // Resends inside one batch: the first occurrence is the one written.
+    let mut first: HashMap<(&str, i64, &str), usize> = HashMap::with_capacity(batch.len());
     let mut fresh = Vec::with_capacity(batch.len());
-    for m in batch {
-        let key = (m.conv.0.clone(), m.sender.0, m.client_id.clone());
-        if let Some(prev) = known.get(&key) {
-            out.push(Appended::Duplicate(prev.clone()));
-        } else {
-            known.insert(key, m.clone());
+    for (i, m) in batch.iter().enumerate() {
+        if let std::collections::hash_map::Entry::Vacant(e) = first.entry((m.conv.as_str(), m.sender.0, &m.client_id)) {
+            e.insert(i);
             fresh.push(Row::from(m));
-            out.push(Appended::Stored(m.clone()));
         }
     }
-    if !fresh.is_empty() {
-        // Multi-row inserts are backend-specific in Diesel; dispatch on the inner connection.
-        match conn {
-            AnyConnection::Sqlite(c) => {
-                diesel::insert_into(messages::table).values(&fresh).execute(c)?;
-            }
-            AnyConnection::Postgresql(c) => {
-                diesel::insert_into(messages::table).values(&fresh).execute(c)?;
+    let keys = (messages::conv_id, messages::sender_id, messages::client_id);
+    // The keys stored now; `None`: all of `fresh`.
+    let inserted: Option<Vec<(String, i64, String)>> = if fresh.is_empty() {
+        Some(Vec::new())
+    } else if let AnyConnection::Postgresql(c) = conn {
+        Some(
+            diesel::insert_into(messages::table)
+                .values(&fresh)
+                .on_conflict(keys)
+                .do_nothing()
+                .returning(keys)
+                .get_results(c)?,
+        )
+    } else {
+        sqlite_insert(conn, &fresh)?
+    };
+    let stored: Option<std::collections::HashSet<(&str, i64, &str)>> =
+        inserted.as_ref().map(|v| v.iter().map(|(c, s, id)| (c.as_str(), *s, id.as_str())).collect());
+    let mut out: Vec<Appended> = Vec::with_capacity(batch.len());
+    for (i, m) in batch.iter().enumerate() {
+        let key = (m.conv.as_str(), m.sender.0, m.client_id.as_str());
+        let at = first[&key];
+        if at < i {
+            // A resend of an earlier message of this batch.
+            let earlier = match &out[at] {
+                Appended::Stored(r) | Appended::Duplicate(r) => r.clone(),
+            };
+            out.push(Appended::Duplicate(earlier));
+        } else if stored.as_ref().is_none_or(|s| s.contains(&key)) {
+            out.push(Appended::Stored(m.clone()));
+        } else {
+            match find_by_client_id(conn, &m.conv, m.sender, &m.client_id)? {
+                Some(prev) => out.push(Appended::Duplicate(prev)),
+                // Not inserted and not there before: its seq is taken by another message.
+                None => {
+                    let what = format!("seq {} of {} is already taken", m.seq, m.conv);
+                    return Err(DbError::Query(diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::UniqueViolation,
+                        Box::new(what),
+                    )));
+                }
             }
         }
     }
     Ok(out)
+}
+
+/// SQLite's half of [`append`]: Diesel has neither a multi-row upsert nor `RETURNING` for a
+/// multi-row `INSERT OR IGNORE` there, so the insert runs in a savepoint and is kept when it
+/// stored every row (`None`: all stored; the common case, one statement). Otherwise it is rolled
+/// back and the rows whose client id is not stored yet are found one by one and inserted alone
+/// (their keys returned); a clash on `(conv_id, seq)` then fails the plain insert.
+fn sqlite_insert(conn: &mut AnyConnection, fresh: &[Row]) -> Result<Option<Vec<(String, i64, String)>>, DbError> {
+    let all = conn.transaction(|conn| {
+        let AnyConnection::Sqlite(c) = conn else {
+            return Err(DbError::Query(diesel::result::Error::NotInTransaction));
+        };
+        let n = diesel::insert_or_ignore_into(messages::table).values(fresh).execute(c)?;
+        if n == fresh.len() {
+            Ok(true)
+        } else {
+            Err(DbError::Query(diesel::result::Error::RollbackTransaction))
+        }
+    });
+    match all {
+        Ok(_) => return Ok(None),
+        Err(DbError::Query(diesel::result::Error::RollbackTransaction)) => {}
+        Err(e) => return Err(e),
+    }
+    let mut new = Vec::new();
+    for r in fresh {
+        let conv = ConvId(r.conv_id.clone());
+        if find_by_client_id(conn, &conv, UserId(r.sender_id), &r.client_id)?.is_none() {
+            new.push(r.clone());
+        }
+    }
+    if let AnyConnection::Sqlite(c) = conn {
+        if !new.is_empty() {
+            diesel::insert_into(messages::table).values(&new).execute(c)?;
+        }
+    }
+    Ok(Some(new.into_iter().map(|r| (r.conv_id, r.sender_id, r.client_id)).collect()))
 }
 
 /// The message a client id was stored as, if any.
