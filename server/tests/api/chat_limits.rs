@@ -227,3 +227,45 @@ async fn a_server_killed_between_send_and_ack_loses_and_doubles_nothing() -> Tes
     }
     Ok(())
 }
+
+/// The running conversation and group actors, from `/metrics`.
+async fn conversation_actors(app: &TestApp) -> TestResult<u64> {
+    let (status, body) = app.raw_get("/metrics", "admin-secret").await?;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body)?;
+    let line = text.lines().find(|l| l.starts_with("im_conversation_actors ")).ok_or("no im_conversation_actors")?;
+    Ok(line.split_whitespace().nth(1).ok_or("no value")?.parse()?)
+}
+
+/// A session keeps the addresses of the actors it talks to. When an actor stops (idle), the
+/// session's next frame finds a fresh one through the registry: acked, delivered, seqs going on.
+#[actix_rt::test]
+async fn a_stopped_conversation_actor_is_found_again_by_the_next_frame() -> TestResult {
+    let app = TestApp::spawn_tuned("sqlite", |s| {
+        s.chat.conversation_idle_secs = 1;
+        s.admin.token = "admin-secret".into();
+    })
+    .await?;
+    let (a, b) = (app.user("alice").await?, app.user("bob").await?);
+    app.befriend(&a, &b).await?;
+    let conv = conv_of(&a, &b);
+    let mut wa = WsClient::connect(&app, &a).await?;
+    let mut wb = WsClient::connect(&app, &b).await?;
+    assert_eq!(wa.say(&conv, "m1", "before the nap").await?["seq"], 1);
+    assert_eq!(wb.expect("msg").await?["seq"], 1);
+    assert!(conversation_actors(&app).await? >= 1);
+    // Idle for 1 s, checked every second: gone within a few seconds.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while conversation_actors(&app).await? > 0 {
+        assert!(std::time::Instant::now() < deadline, "the idle conversation actor never stopped");
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Same sessions, so both hold the stopped actor's address.
+    assert_eq!(wa.say(&conv, "m2", "after the nap").await?["seq"], 2);
+    let m = wb.expect("msg").await?;
+    assert_eq!((m["seq"].as_i64(), m["body"].as_str()), (Some(2), Some("after the nap")));
+    assert_eq!(wb.say(&conv, "r1", "welcome back").await?["seq"], 3);
+    assert_eq!(wa.expect("msg").await?["seq"], 3);
+    assert_eq!(conversation_actors(&app).await?, 1);
+    Ok(())
+}
