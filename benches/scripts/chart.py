@@ -7,7 +7,7 @@ Defaults: benches/results/ and docs/img/throughput-latency.png.
 
 Reads every `*.json` in RESULTS_DIR whose `mode` is `step`:
   - `direct` runs: achieved acked msg/s (x) against send->ack p50 and p99 (y, log), one colour
-    per `label` (the backend: sqlite, postgres, mongodb); each step series (file) is its own
+    per backend (the `label`, or the backend it names: sqlite, postgres, mongodb); each step series (file) is its own
     line, so a backend measured with a 10 ms and a 100 ms bound has two lines of its colour;
   - `group` runs: achieved deliveries/s (x) against send->last-member p99 (and p50), in a
     second panel.
@@ -35,6 +35,14 @@ COLOURS = {"sqlite": "tab:blue", "postgres": "tab:orange", "mongodb": "tab:green
 NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL", "mongodb": "MongoDB (nx-27017)"}
 
 
+def backend(label):
+    """The backend a run's label names (`sqlite`, `direct-postgres-p99-10ms`, ...)."""
+    for name in COLOURS:
+        if name in label:
+            return name
+    return label
+
+
 def load():
     direct, group = {}, {}
     for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
@@ -44,7 +52,7 @@ def load():
             continue
         if j.get("mode") != "step" or not j.get("steps"):
             continue
-        label = j.get("label") or os.path.basename(path)
+        label = backend(j.get("label") or os.path.basename(path))
         target = direct if j.get("scenario") == "direct" else group if j.get("scenario") == "group" else None
         if target is None:
             continue

@@ -58,6 +58,9 @@ impl From<Row> for MessageRecord {
     }
 }
 
+/// A message's dedup key: conversation, sender, client id.
+type Key = (String, i64, String);
+
 /// Appends a batch in the caller's transaction, one statement in the common case: a multi-row
 /// `INSERT .. ON CONFLICT (conv_id, sender_id, client_id) DO NOTHING RETURNING` the keys it
 /// stored (SQLite: `INSERT OR IGNORE .. RETURNING`). A message it did not store is a resend of a
@@ -79,7 +82,7 @@ pub fn append(conn: &mut AnyConnection, batch: &[MessageRecord]) -> Result<Vec<A
     }
     let keys = (messages::conv_id, messages::sender_id, messages::client_id);
     // The keys stored now; `None`: all of `fresh`.
-    let inserted: Option<Vec<(String, i64, String)>> = if fresh.is_empty() {
+    let inserted: Option<Vec<Key>> = if fresh.is_empty() {
         Some(Vec::new())
     } else if let AnyConnection::Postgresql(c) = conn {
         Some(
@@ -129,7 +132,7 @@ pub fn append(conn: &mut AnyConnection, batch: &[MessageRecord]) -> Result<Vec<A
 /// stored every row (`None`: all stored; the common case, one statement). Otherwise it is rolled
 /// back and the rows whose client id is not stored yet are found one by one and inserted alone
 /// (their keys returned); a clash on `(conv_id, seq)` then fails the plain insert.
-fn sqlite_insert(conn: &mut AnyConnection, fresh: &[Row]) -> Result<Option<Vec<(String, i64, String)>>, DbError> {
+fn sqlite_insert(conn: &mut AnyConnection, fresh: &[Row]) -> Result<Option<Vec<Key>>, DbError> {
     let all = conn.transaction(|conn| {
         let AnyConnection::Sqlite(c) = conn else {
             return Err(DbError::Query(diesel::result::Error::NotInTransaction));

@@ -4,6 +4,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use actix_web::http::StatusCode;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
