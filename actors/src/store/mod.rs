@@ -64,14 +64,7 @@ pub trait MessageStore: Send + Sync + 'static {
         last: Vec<LastMessage>,
         db: Db,
     ) -> StoreFuture<Vec<Appended>> {
-        let append = self.append(batch);
-        Box::pin(async move {
-            let res = append.await?;
-            if let Err(e) = db.write(move |c| conversations::record_last(c, &last)).await {
-                log::warn!("conversation summaries not updated: {e}");
-            }
-            Ok(res)
-        })
+        then_summaries(self.append(batch), last, db)
     }
 
     /// The message stored for a client id, if any (dedup after a restart).
@@ -91,4 +84,16 @@ pub trait MessageStore: Send + Sync + 'static {
 
     /// Checks that the store answers (`/readyz`).
     fn ping(&self) -> StoreFuture<()>;
+}
+
+/// Runs `append`, then (if it succeeded) the summaries `last` in `db`, in a transaction of their
+/// own; a failed summary update is logged, not returned.
+fn then_summaries(append: StoreFuture<Vec<Appended>>, last: Vec<LastMessage>, db: Db) -> StoreFuture<Vec<Appended>> {
+    Box::pin(async move {
+        let res = append.await?;
+        if let Err(e) = db.write(move |c| conversations::record_last(c, &last)).await {
+            log::warn!("conversation summaries not updated: {e}");
+        }
+        Ok(res)
+    })
 }

@@ -38,14 +38,7 @@ impl MessageStore for SqlMessageStore {
         db: Db,
     ) -> StoreFuture<Vec<Appended>> {
         if !db.same_database(&self.db) {
-            let append = self.append(batch);
-            return Box::pin(async move {
-                let res = append.await?;
-                if let Err(e) = db.write(move |c| conversations::record_last(c, &last)).await {
-                    log::warn!("conversation summaries not updated: {e}");
-                }
-                Ok(res)
-            });
+            return super::then_summaries(self.append(batch), last, db);
         }
         let db = self.db.clone();
         Box::pin(async move {
