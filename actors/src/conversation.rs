@@ -718,11 +718,7 @@ impl ConversationRegistry {
 
     /// The arbiter (thread) a conversation's actor runs on: a stable hash of its id.
     fn arbiter_for(&self, conv: &ConvId) -> ArbiterHandle {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        conv.hash(&mut h);
-        let i = (h.finish() % self.arbiters.len().max(1) as u64) as usize;
-        self.arbiters[i].clone()
+        self.arbiters[conv.slot(self.arbiters.len())].clone()
     }
 
     /// The running actor of a group, or a fresh one.

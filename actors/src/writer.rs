@@ -83,14 +83,6 @@ impl MessageWriter {
         }
     }
 
-    /// The lane of a conversation.
-    fn lane_of(&self, conv: &str) -> usize {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        conv.hash(&mut h);
-        (h.finish() % self.lanes.len() as u64) as usize
-    }
-
     fn idle(&self) -> bool {
         self.lanes.iter().all(|l| !l.flushing && l.queue.is_empty())
     }
@@ -177,7 +169,7 @@ impl Handler<Persist> for MessageWriter {
 
     fn handle(&mut self, msg: Persist, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
-        let lane = self.lane_of(msg.0.conv.as_str());
+        let lane = msg.0.conv.slot(self.lanes.len());
         self.lanes[lane].queue.push_back((msg.0, tx));
         self.flush(lane, ctx);
         Box::pin(async move { rx.await.unwrap_or_else(|_| Err("message writer stopped".into())) })

@@ -57,6 +57,15 @@ pub enum ConvKind {
 }
 
 impl ConvId {
+    /// Which of `n` slots (threads, writer lanes) this conversation belongs to: the same for the
+    /// same id for the life of the process.
+    pub fn slot(&self, n: usize) -> usize {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.hash(&mut h);
+        (h.finish() % n.max(1) as u64) as usize
+    }
+
     /// The conversation of two users (order does not matter).
     pub fn direct(a: UserId, b: UserId) -> Self {
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };

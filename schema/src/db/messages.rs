@@ -63,10 +63,11 @@ type Key = (String, i64, String);
 
 /// Appends a batch in the caller's transaction, one statement in the common case: a multi-row
 /// `INSERT .. ON CONFLICT (conv_id, sender_id, client_id) DO NOTHING RETURNING` the keys it
-/// stored (SQLite: `INSERT OR IGNORE .. RETURNING`). A message it did not store is a resend of a
-/// client id stored earlier, looked up on that unique index and answered `Duplicate` with the
-/// original. Results are in input order. A clash on `(conv_id, seq)` (two nodes handing out one
-/// seq while Redis was away) is not swallowed: the batch fails with a unique violation.
+/// stored (SQLite: `INSERT OR IGNORE` in a savepoint, see `sqlite_insert`). A message it did not
+/// store is a resend of a client id stored earlier, looked up on that unique index and answered
+/// `Duplicate` with the original. Results are in input order. A clash on `(conv_id, seq)` (two
+/// nodes handing out one seq while Redis was away) is not swallowed: the batch fails with a
+/// unique violation.
 ///
 /// (Earlier versions looked every message up before inserting: one statement, and on PostgreSQL
 /// one round trip, per message.)
