@@ -185,7 +185,7 @@ pub struct ConversationDeps {
     pub(crate) clock: Clock,
     pub(crate) settings: Arc<ChatSettings>,
     pub(crate) sessions: Addr<SessionRegistry>,
-    pub(crate) writer: Addr<MessageWriter>,
+    pub(crate) writer: MessageWriter,
     /// Seqs from Redis in a cluster; `None` on a single node.
     pub(crate) seqs: Option<SeqSource>,
     /// The cluster bus, once started (never on a single node).
@@ -309,8 +309,8 @@ impl Sequenced for ConversationActor {
         &mut self.seq
     }
 
-    fn writer(&self) -> Addr<MessageWriter> {
-        self.deps.writer.clone()
+    fn writer(&self) -> &MessageWriter {
+        &self.deps.writer
     }
 
     fn seq_source(&self) -> Option<SeqSource> {
@@ -601,7 +601,7 @@ impl ConversationRegistry {
         clock: Clock,
         settings: Arc<ChatSettings>,
         sessions: Addr<SessionRegistry>,
-        writer: Addr<MessageWriter>,
+        writer: MessageWriter,
     ) -> ConversationDeps {
         ConversationDeps {
             db,

@@ -322,8 +322,8 @@ impl Sequenced for GroupActor {
         &mut self.seq
     }
 
-    fn writer(&self) -> Addr<MessageWriter> {
-        self.deps.writer.clone()
+    fn writer(&self) -> &MessageWriter {
+        &self.deps.writer
     }
 
     fn last_active(&self) -> Instant {

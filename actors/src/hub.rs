@@ -52,7 +52,7 @@ pub struct Hub {
     pub sessions: Addr<SessionRegistry>,
     pub conversations: Addr<ConversationRegistry>,
     pub presence: Addr<Presence>,
-    pub writer: Addr<MessageWriter>,
+    pub writer: MessageWriter,
     pub metrics: Arc<Metrics>,
     /// This node.
     pub me: Arc<NodeSelf>,
@@ -85,7 +85,7 @@ impl Hub {
         // to half the pool's connections (the rest stay free for reads).
         let sqlite_only = store.name() == "sql" && db.database().url().is_sqlite();
         let lanes = if sqlite_only { 1 } else { (db.database().pool_size() as usize / 2).max(1) };
-        let writer = MessageWriter::new(store.clone(), db.clone(), metrics.clone(), lanes).start();
+        let writer = MessageWriter::new(store.clone(), db.clone(), metrics.clone(), lanes);
         let settings = Arc::new(settings);
         let redis = if cluster.redis_url.is_empty() {
             None

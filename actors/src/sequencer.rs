@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use crate::cluster::seq::SeqSource;
 use crate::conversation::{Ack, ChatError};
 use crate::store::MessageStore;
-use crate::writer::{MessageWriter, Persist};
+use crate::writer::MessageWriter;
 
 /// How many recent client ids an actor remembers (and preloads at start) for dedup. Older
 /// resends are still stored once (the store's unique index) but cost a seq.
@@ -207,7 +207,7 @@ pub trait Sequenced: Actor<Context = Context<Self>> {
     /// Its sequencer.
     fn sequencer(&mut self) -> &mut Sequencer;
     /// The node's writer.
-    fn writer(&self) -> Addr<MessageWriter>;
+    fn writer(&self) -> &MessageWriter;
     /// Where seqs come from in a cluster (`None`: the local counter).
     fn seq_source(&self) -> Option<SeqSource>;
     /// The message store (to re-learn the highest seq after a failed write in a cluster).
@@ -338,13 +338,9 @@ fn write<A: Sequenced>(
     origin: Option<DeviceId>,
 ) -> ResponseActFuture<A, Result<Ack, ChatError>> {
     let key = (rec.sender, rec.client_id.clone());
-    let write = act.writer().send(Persist(rec));
+    let write = act.writer().persist(rec);
     Box::pin(write.into_actor(act).map(move |res, act, ctx| {
-        let res = match res {
-            Ok(Ok(appended)) => Ok(appended),
-            Ok(Err(e)) => Err(ChatError::Unavailable(e)),
-            Err(e) => Err(ChatError::Unavailable(e.to_string())),
-        };
+        let res = res.map_err(ChatError::Unavailable);
         if res.is_err() && act.seq_source().is_some() {
             // Maybe another node took this seq while Redis was away: re-learn the store's highest.
             let (store, conv) = (act.store(), act.sequencer().conv().clone());

@@ -1,20 +1,28 @@
-//! `MessageWriter`: group commit. Conversation actors hand it sequenced messages; it persists
-//! them in batches (one store append and one summary update per batch) and answers each message
-//! once its batch is durable.
+//! `MessageWriter`: group commit. Conversation and group actors hand it sequenced messages; it
+//! persists them in batches (one store append and one summary update per batch, one commit) and
+//! answers each message once its batch is durable.
 //!
-//! Messages are split into *lanes* by conversation (a stable hash of its id). Each lane has one
-//! batch in flight at a time: while it is being written, new messages of that lane queue up and
-//! form its next batch. At low load a message is written alone at once; under load batches grow
-//! up to [`MAX_BATCH`], so throughput does not pay one round trip per message. One lane's
-//! batches complete in order; lanes write in parallel on separate connections (PostgreSQL), and
-//! as no two lanes touch the same conversation's rows, their transactions never wait for each
-//! other or deadlock. SQLite has one writer at a time, so it gets one lane. Conversation actors
-//! deliver in seq order whatever order batches complete in (tickets, `sequencer.rs`).
+//! Messages are split into *lanes* by conversation ([`ConvId::slot`](schema::ConvId::slot)). Each
+//! lane has one batch in flight at a time: while it is being written, new messages of that lane
+//! queue up and form its next batch. At low load a message is written alone at once; under load
+//! batches grow up to [`MAX_BATCH`], so throughput does not pay one round trip per message. One
+//! lane's batches complete in order; lanes write in parallel on separate connections
+//! (PostgreSQL), and as no two lanes touch the same conversation's rows, their transactions never
+//! wait for each other or deadlock. SQLite has one writer at a time, so it gets one lane.
+//! Conversation actors deliver in seq order whatever order batches complete in (tickets,
+//! `sequencer.rs`).
+//!
+//! The writer is not an actor of its own: a lane's queue sits behind a mutex, and the actor whose
+//! message finds the lane idle starts the lane's task on its own arbiter. That task writes batch
+//! after batch until the queue is empty and answers the waiters itself, so a message goes from
+//! its conversation's thread to a store worker and back, with no stop on a central thread on
+//! either way (each is one more wake-up, which is what the ack's tail is made of).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use actix::prelude::*;
 use schema::db::conversations::{self, LastMessage};
 use schema::message::{Appended, MessageKind, MessageRecord};
 use tokio::sync::oneshot;
@@ -26,23 +34,8 @@ use crate::store::MessageStore;
 /// Largest batch written at once (well below the SQL parameter limits).
 pub const MAX_BATCH: usize = 512;
 
-/// Persist one message; resolves when it is durable.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Appended, String>")]
-pub struct Persist(pub MessageRecord);
-
-/// Resolves once everything queued so far is written (shutdown drains through it).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Flush;
-
-/// Writer statistics.
-#[derive(Debug, Message)]
-#[rtype(result = "WriterStats")]
-pub struct GetWriterStats;
-
 /// Totals since start.
-#[derive(Debug, Clone, Copy, Default, MessageResponse)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct WriterStats {
     pub persisted: u64,
     pub batches: u64,
@@ -56,17 +49,32 @@ type Waiter = oneshot::Sender<Result<Appended, String>>;
 #[derive(Default)]
 struct Lane {
     queue: VecDeque<(MessageRecord, Waiter)>,
+    /// A task is writing this lane's batches.
     flushing: bool,
 }
 
-/// The group-commit writer of a node.
-pub struct MessageWriter {
+struct Inner {
     store: Arc<dyn MessageStore>,
     db: Db,
-    lanes: Vec<Lane>,
-    stats: WriterStats,
+    lanes: Vec<Mutex<Lane>>,
     metrics: Arc<Metrics>,
-    idle_waiters: Vec<oneshot::Sender<()>>,
+    persisted: AtomicU64,
+    batches: AtomicU64,
+    failures: AtomicU64,
+    /// Answered when every lane is idle ([`MessageWriter::flush`]). Lock order: this, then lanes.
+    idle_waiters: Mutex<Vec<oneshot::Sender<()>>>,
+}
+
+/// The group-commit writer of a node; cheap to clone (all clones share the lanes).
+#[derive(Clone)]
+pub struct MessageWriter {
+    inner: Arc<Inner>,
+}
+
+/// A lock that survives a panic elsewhere (the queues stay consistent: every change under the
+/// lock is a single push, drain or flag write).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl MessageWriter {
@@ -74,65 +82,114 @@ impl MessageWriter {
     /// conversation summaries in `db`.
     pub fn new(store: Arc<dyn MessageStore>, db: Db, metrics: Arc<Metrics>, lanes: usize) -> Self {
         MessageWriter {
-            store,
-            db,
-            lanes: (0..lanes.max(1)).map(|_| Lane::default()).collect(),
-            stats: WriterStats::default(),
-            metrics,
-            idle_waiters: Vec::new(),
+            inner: Arc::new(Inner {
+                store,
+                db,
+                lanes: (0..lanes.max(1)).map(|_| Mutex::new(Lane::default())).collect(),
+                metrics,
+                persisted: AtomicU64::new(0),
+                batches: AtomicU64::new(0),
+                failures: AtomicU64::new(0),
+                idle_waiters: Mutex::new(Vec::new()),
+            }),
         }
     }
 
+    /// Queues one message; the future resolves when it is durable (or its batch failed). Must be
+    /// called on an actix arbiter (an actor's thread): an idle lane's task starts there.
+    pub fn persist(&self, rec: MessageRecord) -> impl Future<Output = Result<Appended, String>> + 'static {
+        let (tx, rx) = oneshot::channel();
+        let lane = rec.conv.slot(self.inner.lanes.len());
+        let start = {
+            let mut l = lock(&self.inner.lanes[lane]);
+            l.queue.push_back((rec, tx));
+            !std::mem::replace(&mut l.flushing, true)
+        };
+        if start {
+            actix::spawn(run_lane(self.inner.clone(), lane));
+        }
+        async move { rx.await.unwrap_or_else(|_| Err("message writer stopped".into())) }
+    }
+
+    /// Resolves once everything queued so far is written (shutdown drains through it).
+    pub async fn flush(&self) {
+        let rx = {
+            let mut waiters = lock(&self.inner.idle_waiters);
+            if self.inner.idle() {
+                return;
+            }
+            let (tx, rx) = oneshot::channel();
+            waiters.push(tx);
+            rx
+        };
+        let _ = rx.await;
+    }
+
+    /// Totals since start, and the messages queued now.
+    pub fn stats(&self) -> WriterStats {
+        let i = &self.inner;
+        WriterStats {
+            persisted: i.persisted.load(Ordering::Relaxed),
+            batches: i.batches.load(Ordering::Relaxed),
+            failures: i.failures.load(Ordering::Relaxed),
+            queued: i.lanes.iter().map(|l| lock(l).queue.len()).sum(),
+        }
+    }
+}
+
+impl Inner {
     fn idle(&self) -> bool {
-        self.lanes.iter().all(|l| !l.flushing && l.queue.is_empty())
+        self.lanes.iter().all(|l| {
+            let l = lock(l);
+            !l.flushing && l.queue.is_empty()
+        })
     }
+}
 
-    fn flush(&mut self, lane: usize, ctx: &mut Context<Self>) {
-        let l = &mut self.lanes[lane];
-        if l.flushing {
-            return;
-        }
-        if l.queue.is_empty() {
-            if self.idle() {
-                for w in self.idle_waiters.drain(..) {
-                    let _ = w.send(());
-                }
+/// Writes lane `lane`'s batches, one at a time, until its queue is empty.
+async fn run_lane(inner: Arc<Inner>, lane: usize) {
+    loop {
+        let (records, waiters): (Vec<MessageRecord>, Vec<Waiter>) = {
+            let mut l = lock(&inner.lanes[lane]);
+            if l.queue.is_empty() {
+                l.flushing = false;
+                break;
             }
-            return;
-        }
-        l.flushing = true;
-        let n = l.queue.len().min(MAX_BATCH);
-        let (records, waiters): (Vec<MessageRecord>, Vec<Waiter>) = l.queue.drain(..n).unzip();
+            let n = l.queue.len().min(MAX_BATCH);
+            l.queue.drain(..n).unzip()
+        };
+        let n = records.len();
+        inner.metrics.store_batch_size.observe(n as f64);
         let last = last_messages(&records);
-        let store = self.store.clone();
-        let db = self.db.clone();
-        self.metrics.store_batch_size.observe(n as f64);
         let started = std::time::Instant::now();
-        let fut = async move { store.append_with_summaries(records, last, db).await.map_err(|e| e.to_string()) };
-        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
-            act.lanes[lane].flushing = false;
-            act.stats.batches += 1;
-            act.metrics.store_latency.observe(started.elapsed().as_secs_f64());
-            match res {
-                Ok(results) => {
-                    let stored = results.iter().filter(|r| matches!(r, Appended::Stored(_))).count() as u64;
-                    act.stats.persisted += stored;
-                    act.metrics.messages_persisted.fetch_add(stored, std::sync::atomic::Ordering::Relaxed);
-                    for (w, r) in waiters.into_iter().zip(results) {
-                        let _ = w.send(Ok(r));
-                    }
-                }
-                Err(e) => {
-                    act.stats.failures += 1;
-                    inc(&act.metrics.store_failures);
-                    log::error!("message batch of {n} not persisted: {e}");
-                    for w in waiters {
-                        let _ = w.send(Err(e.clone()));
-                    }
+        let res = inner.store.append_with_summaries(records, last, inner.db.clone()).await;
+        inner.batches.fetch_add(1, Ordering::Relaxed);
+        inner.metrics.store_latency.observe(started.elapsed().as_secs_f64());
+        match res {
+            Ok(results) => {
+                let stored = results.iter().filter(|r| matches!(r, Appended::Stored(_))).count() as u64;
+                inner.persisted.fetch_add(stored, Ordering::Relaxed);
+                inner.metrics.messages_persisted.fetch_add(stored, Ordering::Relaxed);
+                for (w, r) in waiters.into_iter().zip(results) {
+                    let _ = w.send(Ok(r));
                 }
             }
-            act.flush(lane, ctx);
-        }));
+            Err(e) => {
+                inner.failures.fetch_add(1, Ordering::Relaxed);
+                inc(&inner.metrics.store_failures);
+                let e = e.to_string();
+                log::error!("message batch of {n} not persisted: {e}");
+                for w in waiters {
+                    let _ = w.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+    let mut waiters = lock(&inner.idle_waiters);
+    if !waiters.is_empty() && inner.idle() {
+        for w in waiters.drain(..) {
+            let _ = w.send(());
+        }
     }
 }
 
@@ -158,43 +215,4 @@ fn last_messages(records: &[MessageRecord]) -> Vec<LastMessage> {
             },
         })
         .collect()
-}
-
-impl Actor for MessageWriter {
-    type Context = Context<Self>;
-}
-
-impl Handler<Persist> for MessageWriter {
-    type Result = ResponseFuture<Result<Appended, String>>;
-
-    fn handle(&mut self, msg: Persist, ctx: &mut Context<Self>) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        let lane = msg.0.conv.slot(self.lanes.len());
-        self.lanes[lane].queue.push_back((msg.0, tx));
-        self.flush(lane, ctx);
-        Box::pin(async move { rx.await.unwrap_or_else(|_| Err("message writer stopped".into())) })
-    }
-}
-
-impl Handler<Flush> for MessageWriter {
-    type Result = ResponseFuture<()>;
-
-    fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        self.idle_waiters.push(tx);
-        for lane in 0..self.lanes.len() {
-            self.flush(lane, ctx);
-        }
-        Box::pin(async move {
-            let _ = rx.await;
-        })
-    }
-}
-
-impl Handler<GetWriterStats> for MessageWriter {
-    type Result = WriterStats;
-
-    fn handle(&mut self, _: GetWriterStats, _: &mut Context<Self>) -> WriterStats {
-        WriterStats { queued: self.lanes.iter().map(|l| l.queue.len()).sum(), ..self.stats }
-    }
 }

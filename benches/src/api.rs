@@ -1,6 +1,7 @@
 //! The server's public HTTP API as the load generator uses it, over awc (one client per thread:
 //! awc clients are not `Send`).
 
+use actix_service::ServiceExt as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -59,7 +60,14 @@ impl Api {
     /// spreading connections over 127.0.0.2, 127.0.0.3, ... lifts the per-address port limit of
     /// a loopback load test.
     pub fn with_source(base: &str, timeout: Duration, source: Option<std::net::IpAddr>) -> Self {
-        let mut connector = awc::Connector::new().limit(0);
+        // Like browsers and mobile clients, no Nagle delay on small frames (TCP_NODELAY).
+        let tcp = actix_tls::connect::Connector::new(actix_tls::connect::Resolver::default()).service().map(
+            |conn: actix_tls::connect::Connection<awc::http::Uri, actix_rt::net::TcpStream>| {
+                let _ = conn.io_ref().set_nodelay(true);
+                conn
+            },
+        );
+        let mut connector = awc::Connector::new().connector(tcp).limit(0);
         if let Some(ip) = source {
             connector = connector.local_address(ip);
         }

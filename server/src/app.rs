@@ -121,6 +121,8 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
             .default_service(web::to(routes::not_found))
     })
     .disable_signals()
+    // Frames are small and latency-bound: no Nagle delay behind the peer's delayed ACK.
+    .tcp_nodelay(true)
     .shutdown_timeout(settings.server.shutdown_timeout_secs);
     if settings.server.workers > 0 {
         server = server.workers(settings.server.workers);

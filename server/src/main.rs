@@ -50,9 +50,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         // only ever sent for durable messages), then presence is cleared and the node leaves.
         let n = hub.drain_self().await;
         log::info!("asked {n} sessions to reconnect");
-        if let Err(e) = hub.writer.send(actors::writer::Flush).await {
-            log::warn!("pending writes not flushed: {e}");
-        }
+        hub.writer.flush().await;
         hub.leave_cluster().await;
         handle.stop(true).await;
     });

@@ -3,7 +3,8 @@
 //! - [`SqlMessageStore`]: the `messages` table through Diesel (embedded default; also fine for
 //!   small PostgreSQL deployments).
 //! - [`MongoMessageStore`]: the `messages` collection through the official `mongodb` driver, with
-//!   unique `{conv, seq}`, `{conv, ts}` and unique `{conv, sender, client_id}` indexes.
+//!   unique `{conv, seq}` and unique `{conv, sender, client_id}` indexes (nothing reads by time,
+//!   so there is no `{conv, ts}` index to update on every insert).
 //!
 //! Both take whole batches in [`MessageStore::append`] (one multi-row insert / one `insert_many`),
 //! which is what group commit builds on. Both pass the same test suite (`tests/message_store.rs`).

@@ -30,7 +30,6 @@ impl MongoMessageStore {
         let unique = || IndexOptions::builder().unique(true).build();
         coll.create_indexes([
             IndexModel::builder().keys(doc! {"conv": 1, "seq": 1}).options(unique()).build(),
-            IndexModel::builder().keys(doc! {"conv": 1, "ts": 1}).build(),
             IndexModel::builder().keys(doc! {"conv": 1, "sender": 1, "client_id": 1}).options(unique()).build(),
         ])
         .await?;

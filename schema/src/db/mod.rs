@@ -41,6 +41,15 @@ pub const SQLITE_CACHE_KIB: u32 = 16_384;
 /// calls (address space, not memory: pages are shared with the OS page cache).
 pub const SQLITE_MMAP_BYTES: u64 = 1 << 30;
 
+/// Page size of a SQLite file created by this server (SQLite's default is 4,096). The log is
+/// page-level: every batch writes each B-tree page it changed whole, and a message changes a
+/// few leaves (its conversation's rows in the primary-key and dedup indexes, the summary rows),
+/// so smaller pages mean fewer bytes per message (measured at 10,000 msg/s over 200
+/// conversations: 4 KiB pages 2.5 GB written in 12 s, 2 KiB 1.4 GB, with a lower ack p99;
+/// docs/BENCHMARKS.md). A file keeps the page size it was created with: in WAL mode SQLite
+/// ignores this for an existing file.
+pub const SQLITE_PAGE_SIZE: u32 = 2_048;
+
 /// The write-ahead log's file is cut back to this size when it is rewound (it keeps its largest
 /// size otherwise).
 pub const SQLITE_WAL_KEEP_BYTES: u64 = 64 << 20;
@@ -144,8 +153,10 @@ impl DbUrl {
                 }
                 let mut conn = diesel::SqliteConnection::establish(path)?;
                 // busy_timeout first: the journal-mode switch itself may wait for another writer.
+                // page_size before journal_mode: it only applies to a file not yet written.
                 conn.batch_execute(&format!(
-                    "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
+                    "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA page_size = {SQLITE_PAGE_SIZE}; \
+                     PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
                      PRAGMA cache_size = -{SQLITE_CACHE_KIB}; PRAGMA mmap_size = {SQLITE_MMAP_BYTES}; \
                      PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {SQLITE_WAL_KEEP_BYTES};"
@@ -169,7 +180,7 @@ impl DbUrl {
 /// inside the writers' lock, copies the few pages written meanwhile. The next transaction then
 /// rewinds the log, which stays as small as a quarter of a second of writes (without that last
 /// pass it grew by gigabytes under load).
-fn checkpointer(url: DbUrl, write_lock: Option<Arc<Mutex<()>>>, alive: std::sync::Weak<()>) -> Result<(), DbError> {
+fn checkpointer(url: DbUrl, write_lock: Option<Arc<Mutex<Writer>>>, alive: std::sync::Weak<()>) -> Result<(), DbError> {
     let mut conn = url.connect()?;
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
@@ -221,17 +232,34 @@ impl ManageConnection for Manager {
     }
 }
 
+/// SQLite's writers' lock and what it guards: the one connection every write transaction of a
+/// SQLite file runs on.
+///
+/// One connection, not any pooled one: SQLite drops a connection's whole page cache when it
+/// starts a transaction after another connection wrote, so writes spread over the pool (as they
+/// were) each began by emptying a 16 MiB cache and reading its pages back (`pcache1Truncate`,
+/// `pcache1Fetch` and `malloc` near the top of the profile at 10,000 msg/s). The writer's cache
+/// now stays warm from one batch to the next. (An in-memory database is one per connection, so it
+/// keeps writing through its pool of one.)
+#[derive(Default)]
+struct Writer {
+    conn: Option<AnyConnection>,
+}
+
 /// A pooled database: the pool plus, for SQLite, the lock that serialises writers.
 ///
 /// SQLite allows one writer at a time and a deferred transaction that upgrades to a write lock
 /// can fail with `SQLITE_BUSY` without waiting. All write transactions of this process therefore
 /// go through [`Database::write`], which holds a process-wide mutex on SQLite (and nothing on
-/// PostgreSQL, where row locks and constraints do the job).
+/// PostgreSQL, where row locks and constraints do the job) and, for a SQLite file, runs on the
+/// writer's own connection ([`Writer`]).
 #[derive(Clone)]
 pub struct Database {
     pool: r2d2::Pool<Manager>,
     url: DbUrl,
-    write_lock: Option<Arc<Mutex<()>>>,
+    write_lock: Option<Arc<Mutex<Writer>>>,
+    /// Writes run on `write_lock`'s connection (a SQLite file), not a pooled one.
+    pinned_writer: bool,
     /// Held by every clone; the checkpointer stops once the last clone is gone.
     _alive: Arc<()>,
 }
@@ -254,12 +282,13 @@ impl Database {
             .connection_timeout(timeout)
             .build(Manager { url: url.clone() })
             .map_err(|e| DbError::Pool(e.to_string()))?;
-        let write_lock = url.is_sqlite().then(|| Arc::new(Mutex::new(())));
+        let write_lock = url.is_sqlite().then(|| Arc::new(Mutex::new(Writer::default())));
         let alive = Arc::new(());
-        if matches!(&url, DbUrl::Sqlite(path) if path != ":memory:") {
+        let file = matches!(&url, DbUrl::Sqlite(path) if path != ":memory:");
+        if file {
             checkpointer(url.clone(), write_lock.clone(), Arc::downgrade(&alive))?;
         }
-        Ok(Database { pool, url, write_lock, _alive: alive })
+        Ok(Database { pool, url, write_lock, pinned_writer: file, _alive: alive })
     }
 
     /// The most connections the pool opens.
@@ -302,9 +331,25 @@ impl Database {
 
     /// Runs `f` in a write transaction (serialised with other writers on SQLite).
     pub fn write<R>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<R, DbError>) -> Result<R, DbError> {
-        let mut conn = self.get()?;
-        let _guard = self.lock_writes();
-        AnyConnection::transaction(&mut conn, f)
+        let Some(mut writer) = self.pinned_writer.then(|| self.lock_writes()).flatten() else {
+            // The pool's connection first, then the lock (never wait for one holding the other).
+            let mut conn = self.get()?;
+            let _guard = self.lock_writes();
+            return AnyConnection::transaction(&mut conn, f);
+        };
+        let conn = match &mut writer.conn {
+            Some(c) => c,
+            empty => empty.insert(self.url.connect()?),
+        };
+        let res = AnyConnection::transaction(conn, f);
+        if res.is_err() {
+            use diesel::r2d2::R2D2Connection;
+            if conn.is_broken() {
+                // A transaction left open (a panic, a failed rollback): start over on a new one.
+                writer.conn = None;
+            }
+        }
+        res
     }
 
     /// Like [`Database::write`], but retries (up to `WRITE_RETRIES` times) when the transaction
@@ -320,7 +365,7 @@ impl Database {
         }
     }
 
-    fn lock_writes(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+    fn lock_writes(&self) -> Option<std::sync::MutexGuard<'_, Writer>> {
         // A poisoned lock only means another writer panicked; the database itself is consistent.
         self.write_lock.as_ref().map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
     }
