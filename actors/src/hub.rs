@@ -33,6 +33,9 @@ pub struct ChatSettings {
     pub node_id: String,
     /// Most members a group may have.
     pub max_group_members: usize,
+    /// Writer lanes (batches in flight at once); 0: one on SQLite, half the pool otherwise.
+    /// SQLite always gets one (one writer at a time).
+    pub writer_lanes: usize,
 }
 
 /// The node's link to the rest of the cluster.
@@ -81,10 +84,14 @@ impl Hub {
         let presence = Presence::new(db.clone()).start();
         let sessions = SessionRegistry::new(presence.clone()).start();
         presence.do_send(SetRegistry(sessions.clone()));
-        // SQLite takes one writer at a time: one lane. Elsewhere lanes write in parallel, on up
-        // to half the pool's connections (the rest stay free for reads).
+        // SQLite takes one writer at a time: one lane. Elsewhere lanes write in parallel, by
+        // default on up to half the pool's connections (the rest stay free for reads).
         let sqlite_only = store.name() == "sql" && db.database().url().is_sqlite();
-        let lanes = if sqlite_only { 1 } else { (db.database().pool_size() as usize / 2).max(1) };
+        let lanes = match settings.writer_lanes {
+            _ if sqlite_only => 1,
+            0 => (db.database().pool_size() as usize / 2).max(1),
+            n => n,
+        };
         let writer = MessageWriter::new(store.clone(), db.clone(), metrics.clone(), lanes);
         let settings = Arc::new(settings);
         let redis = if cluster.redis_url.is_empty() {

@@ -12,7 +12,7 @@
 set -u
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$here"
-R=${OUT:-benches/results/s3}; B=${BIN:-target/release}; WORK=${WORK:-/tmp/im-bench-suite}
+R=${OUT:-benches/results/s4}; B=${BIN:-target/release}; WORK=${WORK:-/tmp/im-bench-suite}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
 mkdir -p "$R" "$WORK"
 [[ -x $B/im-server && -x $B/im-loadgen ]] || cargo build --release -p server -p benches
@@ -41,10 +41,10 @@ G=("$B/im-loadgen" group --url http://127.0.0.1:18080 --groups 1 --members 1000 
 declare -A SERIES=(
   [direct-sqlite-p99-10ms]="sqlite D --step 500:x2:16000 --step-p99-ms 10"
   [direct-sqlite-p99-100ms]="sqlite D --step 1000:x2:16000 --step-p99-ms 100"
-  [direct-sqlite-ceiling]="sqlite D --step 8000:+2000:16000 --step-p99-ms 1000"
+  [direct-sqlite-ceiling]="sqlite D --step 12000:+2000:24000 --step-p99-ms 1000"
   [direct-postgres-p99-10ms]="pg D --step 500:x2:16000 --step-p99-ms 10"
   [direct-postgres-p99-100ms]="pg D --step 1000:x2:16000 --step-p99-ms 100"
-  [direct-postgres-ceiling]="pg D --step 8000:+2000:16000 --step-p99-ms 1000"
+  [direct-postgres-ceiling]="pg D --step 12000:+2000:24000 --step-p99-ms 1000"
   [direct-mongodb-p99-100ms]="mongo D --step 1000:x2:8000 --step-p99-ms 100"
   [group-sqlite-p99-50ms]="sqlite G --step 25:+25:150 --step-p99-ms 50 --duration 10"
   [group-sqlite-150]="sqlite G --rate 150 --duration 15"

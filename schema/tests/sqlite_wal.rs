@@ -1,12 +1,14 @@
-//! The SQLite write-ahead log is checkpointed and rewound by the database's checkpointer thread,
-//! also while writes never pause (connections run with `wal_autocheckpoint = 0`, so nothing else
-//! would do it): the log must not grow without bound under steady load.
+//! How a SQLite file is run: the write-ahead log is checkpointed and rewound by the database's
+//! checkpointer thread, also while writes never pause (connections run with
+//! `wal_autocheckpoint = 0`, so nothing else would do it): the log must not grow without bound
+//! under steady load. Every write transaction runs on one connection. A new file gets
+//! [`SQLITE_PAGE_SIZE`] pages; an existing file keeps its own.
 
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use schema::db::scratch::ScratchDb;
-use schema::db::Database;
+use schema::db::{Database, DbError, SQLITE_PAGE_SIZE};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -44,5 +46,83 @@ fn the_log_is_rewound_while_writes_go_on() -> TestResult {
     let last = *generations.last().ok_or("no samples")?;
     assert!(n > 100, "only {n} transactions in 2 s");
     assert!(last >= first + 2, "the log was rewound {} times in {n} transactions: {generations:?}", last - first);
+    Ok(())
+}
+
+fn page_size(db: &Database) -> Result<i64, DbError> {
+    #[derive(diesel::QueryableByName)]
+    struct P {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        page_size: i64,
+    }
+    use diesel::RunQueryDsl;
+    db.read(|c| Ok(diesel::sql_query("PRAGMA page_size").get_result::<P>(c)?.page_size))
+}
+
+#[test]
+fn a_new_file_gets_small_pages_and_an_existing_file_keeps_its_own() -> TestResult {
+    let fresh = ScratchDb::sqlite();
+    let db = Database::open(&fresh.url, 2, Duration::from_secs(5))?;
+    db.migrate()?;
+    assert_eq!(page_size(&db)?, i64::from(SQLITE_PAGE_SIZE));
+
+    // A file made by an earlier version, with SQLite's default 4 KiB pages, in WAL mode.
+    let old = ScratchDb::sqlite();
+    let path = old.url.strip_prefix("sqlite://").ok_or("not a sqlite url")?;
+    {
+        use diesel::Connection;
+        let mut c = diesel::SqliteConnection::establish(path)?;
+        c.batch_execute(
+            "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE before_upgrade (id INTEGER);",
+        )?;
+    }
+    let db = Database::open(&old.url, 2, Duration::from_secs(5))?;
+    db.migrate()?;
+    assert_eq!(page_size(&db)?, 4096);
+    db.write(|c| Ok(c.batch_execute("INSERT INTO before_upgrade (id) VALUES (1)")?))?;
+    Ok(())
+}
+
+#[test]
+fn every_write_runs_on_one_connection_from_any_thread() -> TestResult {
+    let scratch = ScratchDb::sqlite();
+    let db = Database::open(&scratch.url, 4, Duration::from_secs(5))?;
+    db.migrate()?;
+    // A TEMP table exists only on the connection that made it: writes from other threads see it
+    // only if they run on that same connection.
+    db.write(|c| Ok(c.batch_execute("CREATE TEMP TABLE writer_only (n INTEGER NOT NULL)")?))?;
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let db = db.clone();
+            std::thread::spawn(move || -> Result<(), DbError> {
+                for i in 0..50 {
+                    db.write(move |c| {
+                        Ok(c.batch_execute(&format!("INSERT INTO writer_only (n) VALUES ({})", t * 100 + i))?)
+                    })?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().map_err(|_| "writer thread panicked")??;
+    }
+    // A failed transaction is rolled back and the connection goes on.
+    let failed: Result<(), DbError> = db.write(|c| {
+        c.batch_execute("INSERT INTO writer_only (n) VALUES (-1)")?;
+        Ok(c.batch_execute("INSERT INTO no_such_table (n) VALUES (1)")?)
+    });
+    assert!(failed.is_err());
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let count = db.write(|c| {
+        use diesel::RunQueryDsl;
+        Ok(diesel::sql_query("SELECT COUNT(*) AS n FROM writer_only WHERE n >= 0").get_result::<N>(c)?.n
+            + 1000 * diesel::sql_query("SELECT COUNT(*) AS n FROM writer_only WHERE n < 0").get_result::<N>(c)?.n)
+    })?;
+    assert_eq!(count, 200, "200 rows from four threads, none from the failed transaction");
     Ok(())
 }

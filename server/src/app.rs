@@ -86,6 +86,7 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
             conversation_idle: Duration::from_secs(settings.chat.conversation_idle_secs),
             node_id: settings.cluster.node_id.clone(),
             max_group_members: settings.chat.max_group_members,
+            writer_lanes: settings.database.writer_lanes as usize,
         },
         ClusterSettings {
             redis_url: settings.cluster.redis_url.clone(),

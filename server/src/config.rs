@@ -133,6 +133,9 @@ pub struct DatabaseSection {
     pub connect_timeout_secs: u64,
     /// Apply pending migrations at start-up.
     pub run_migrations: bool,
+    /// Message batches written at once (group-commit lanes); 0: half of `pool_size`. Ignored on
+    /// SQLite, which writes one batch at a time.
+    pub writer_lanes: u32,
 }
 
 impl Default for DatabaseSection {
@@ -142,6 +145,7 @@ impl Default for DatabaseSection {
             pool_size: 4,
             connect_timeout_secs: 10,
             run_migrations: true,
+            writer_lanes: 0,
         }
     }
 }
@@ -307,6 +311,9 @@ impl Settings {
         if self.database.pool_size == 0 || self.database.pool_size > 256 {
             return bad("database.pool_size", "must be between 1 and 256");
         }
+        if self.database.writer_lanes > self.database.pool_size {
+            return bad("database.writer_lanes", "must be at most database.pool_size (0: half of it)");
+        }
         if self.messages.backend == MessageBackend::Mongodb && !self.messages.mongodb_url.starts_with("mongodb") {
             return bad("messages.mongodb_url", "expected mongodb://... or mongodb+srv://...");
         }
@@ -453,6 +460,7 @@ mod tests {
             ("IM__DATABASE__URL", "mysql://x", "database.url"),
             ("IM__MESSAGES__BACKEND", "cassandra", "backend"),
             ("IM__CLUSTER__NODE_ID", "a b", "cluster.node_id"),
+            ("IM__DATABASE__WRITER_LANES", "5", "database.writer_lanes"),
         ] {
             let err = Settings::load(None, env(&[(k, v)])).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(err.contains(key), "{k}={v}: {err}");
