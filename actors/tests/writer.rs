@@ -21,6 +21,9 @@ use schema::{ConvId, UserId};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+/// A writer with the store and the database it writes to.
+type Opened = (MessageWriter, Arc<dyn MessageStore>, Db);
+
 /// A writer over a migrated scratch database with `lanes` lanes, and its store and database.
 fn open(
     scratch: &ScratchDb,
