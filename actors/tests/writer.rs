@@ -25,10 +25,7 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 type Opened = (MessageWriter, Arc<dyn MessageStore>, Db);
 
 /// A writer over a migrated scratch database with `lanes` lanes, and its store and database.
-fn open(
-    scratch: &ScratchDb,
-    lanes: usize,
-) -> Result<(MessageWriter, Arc<dyn MessageStore>, Db), Box<dyn std::error::Error>> {
+fn open(scratch: &ScratchDb, lanes: usize) -> Result<Opened, Box<dyn std::error::Error>> {
     let db = Database::open(&scratch.url, 4, Duration::from_secs(10))?;
     db.migrate()?;
     let db = Db::start(db, 2);
