@@ -23,7 +23,8 @@ REDIS="${REDIS:-redis://127.0.0.1:6379/0}"
 SERVER="${SERVER:-target/release/im-server}"
 LOADGEN="${LOADGEN:-target/release/im-loadgen}"
 mkdir -p "$OUT"
-[[ -x $SERVER && -x $LOADGEN ]] || cargo build --release -p server -p benches
+# Two builds: built together, the generator's dependencies change the server binary (BENCHMARKS, "Method").
+[[ -x $SERVER && -x $LOADGEN ]] || { cargo build --release -p server && cargo build --release -p benches; }
 
 psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS im_bench_cluster WITH (FORCE)" >/dev/null
 psql "$PG/postgres" -qc "CREATE DATABASE im_bench_cluster" >/dev/null

@@ -15,7 +15,8 @@ N=${N:-6}; TOTAL=${TOTAL:-100000}; HOLD=${HOLD:-60}; OUT=${OUT:-$here/benches/re
 B=${BIN:-$here/target/release}
 WORK=${WORK:-/tmp/im-idle-100k}
 mkdir -p "$OUT" "$WORK"
-[[ -x $B/im-server && -x $B/im-loadgen ]] || (cd "$here" && cargo build --release -p server -p benches)
+# Two builds: built together, the generator's dependencies change the server binary (BENCHMARKS, "Method").
+[[ -x $B/im-server && -x $B/im-loadgen ]] || (cd "$here" && cargo build --release -p server && cargo build --release -p benches)
 per=$(( (TOTAL + N - 1) / N ))
 pids=(); gens=()
 for k in $(seq 1 $N); do

@@ -6,7 +6,8 @@
 #   benches/scripts/suite.sh                 # everything (~12 min)
 #   OUT=/tmp/r benches/scripts/suite.sh direct-sqlite-ceiling group-sqlite-150   # some series
 #
-# Needs release binaries (cargo build --release -p server -p benches), PostgreSQL on
+# Needs release binaries (cargo build --release -p server, then cargo build --release -p benches:
+# built in one command, the generator's dependencies change the server binary), PostgreSQL on
 # 127.0.0.1:5432 (trust) and, for the MongoDB series, a MongoDB-protocol server on 27017
 # (scripts/services.sh starts nx-27017). Port 18080.
 set -u
@@ -15,7 +16,7 @@ cd "$here"
 R=${OUT:-benches/results/s4}; B=${BIN:-target/release}; WORK=${WORK:-/tmp/im-bench-suite}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
 mkdir -p "$R" "$WORK"
-[[ -x $B/im-server && -x $B/im-loadgen ]] || cargo build --release -p server -p benches
+[[ -x $B/im-server && -x $B/im-loadgen ]] || { cargo build --release -p server && cargo build --release -p benches; }
 SP=
 start() { # backend: sqlite | pg | mongo
   rm -f "$WORK"/x.db*
