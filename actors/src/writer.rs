@@ -96,7 +96,10 @@ impl MessageWriter {
     }
 
     /// Queues one message; the future resolves when it is durable (or its batch failed). Must be
-    /// called on an actix arbiter (an actor's thread): an idle lane's task starts there.
+    /// called on an actix arbiter (an actor's thread): an idle lane's task starts there and lives
+    /// on that arbiter (the node's chat arbiters run as long as the node). Should that arbiter
+    /// stop first, the lane's queued messages are answered with an error and the lane restarts
+    /// with the next message ([`LaneGuard`]).
     pub fn persist(&self, rec: MessageRecord) -> impl Future<Output = Result<Appended, String>> + 'static {
         let (tx, rx) = oneshot::channel();
         let lane = rec.conv.slot(self.inner.lanes.len());
@@ -146,13 +149,49 @@ impl Inner {
     }
 }
 
+/// Resets a lane whose task was dropped before its queue was empty (its arbiter stopped): the
+/// queued messages are answered "message writer stopped" (their senders retry, and dedup makes
+/// that safe whether or not the interrupted batch was committed), and the next message starts a
+/// new task instead of waiting behind one that no longer runs.
+struct LaneGuard {
+    inner: Arc<Inner>,
+    lane: usize,
+    /// The task emptied the queue and marked the lane idle itself (another task may own the
+    /// lane by now: the guard must not touch it).
+    finished: bool,
+}
+
+impl Drop for LaneGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            let mut l = lock(&self.inner.lanes[self.lane]);
+            l.flushing = false;
+            l.queue.clear();
+        }
+        self.inner.wake_idle_waiters();
+    }
+}
+
+impl Inner {
+    fn wake_idle_waiters(&self) {
+        let mut waiters = lock(&self.idle_waiters);
+        if !waiters.is_empty() && self.idle() {
+            for w in waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
+    }
+}
+
 /// Writes lane `lane`'s batches, one at a time, until its queue is empty.
 async fn run_lane(inner: Arc<Inner>, lane: usize) {
+    let mut guard = LaneGuard { inner: inner.clone(), lane, finished: false };
     loop {
         let (records, waiters): (Vec<MessageRecord>, Vec<Waiter>) = {
             let mut l = lock(&inner.lanes[lane]);
             if l.queue.is_empty() {
                 l.flushing = false;
+                guard.finished = true;
                 break;
             }
             let n = l.queue.len().min(MAX_BATCH);
@@ -185,12 +224,7 @@ async fn run_lane(inner: Arc<Inner>, lane: usize) {
             }
         }
     }
-    let mut waiters = lock(&inner.idle_waiters);
-    if !waiters.is_empty() && inner.idle() {
-        for w in waiters.drain(..) {
-            let _ = w.send(());
-        }
-    }
+    // `guard` wakes the idle waiters as it goes out of scope.
 }
 
 /// The newest message of each conversation in a batch.

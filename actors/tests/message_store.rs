@@ -19,6 +19,10 @@ use schema::db::Database;
 use schema::message::{Appended, MessageKind, MessageRecord, Page};
 use schema::{ConvId, GroupId, UserId};
 
+mod common;
+
+use common::{text, TS0};
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// The MongoDB server tests use unless `IM_TEST_MONGODB_URL` says otherwise.
@@ -193,24 +197,6 @@ store_tests! {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-const TS0: i64 = 1_764_000_000_000;
-
-/// A text message with the ordinary defaults.
-fn text(conv: &ConvId, seq: i64, sender: i64, client_id: &str, body: &str) -> MessageRecord {
-    MessageRecord {
-        conv: conv.clone(),
-        seq,
-        sender: UserId(sender),
-        client_id: client_id.to_owned(),
-        kind: MessageKind::Text,
-        body: Some(body.to_owned()),
-        mentions: Vec::new(),
-        mention_all: false,
-        ts: TS0 + seq,
-        recalled_at: None,
-    }
-}
 
 /// Messages `from..=to` of `conv`, each from sender 1 with client id `<conv>-<seq>`.
 fn run_of(conv: &ConvId, from: i64, to: i64) -> Vec<MessageRecord> {

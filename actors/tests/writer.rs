@@ -16,8 +16,10 @@ use futures_util::FutureExt;
 use schema::db::conversations;
 use schema::db::scratch::ScratchDb;
 use schema::db::Database;
-use schema::message::{Appended, MessageKind, MessageRecord, Page};
+use schema::message::{Appended, MessageRecord, Page};
 use schema::{ConvId, UserId};
+
+mod common;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -34,19 +36,9 @@ fn open(scratch: &ScratchDb, lanes: usize) -> Result<Opened, Box<dyn std::error:
     Ok((writer, store, db))
 }
 
+/// Message `seq` of `conv` from `sender`.
 fn text(conv: &ConvId, seq: i64, sender: i64, client_id: &str) -> MessageRecord {
-    MessageRecord {
-        conv: conv.clone(),
-        seq,
-        sender: UserId(sender),
-        client_id: client_id.to_owned(),
-        kind: MessageKind::Text,
-        body: Some(format!("message {seq} of {}", conv.0)),
-        mentions: Vec::new(),
-        mention_all: false,
-        ts: 1_764_000_000_000 + seq,
-        recalled_at: None,
-    }
+    common::text(conv, seq, sender, client_id, &format!("message {seq} of {}", conv.0))
 }
 
 /// Conversation `i`: users 1000 + 2i and 1001 + 2i.
@@ -92,6 +84,9 @@ async fn many_from_two_arbiters(scratch: ScratchDb, lanes: usize) -> TestResult 
         handles.push((arbiter, rx));
     }
     let mut answered = 0;
+    let mut arbiters = Vec::new();
+    // Every answer first: a lane's task runs on the arbiter whose message found the lane idle,
+    // and may still be writing the other arbiter's messages.
     for (arbiter, rx) in handles {
         for (expected, res) in rx.await? {
             match res {
@@ -100,6 +95,9 @@ async fn many_from_two_arbiters(scratch: ScratchDb, lanes: usize) -> TestResult 
             }
             answered += 1;
         }
+        arbiters.push(arbiter);
+    }
+    for arbiter in arbiters {
         arbiter.stop();
     }
     let total = (2 * CONVS_PER_ARBITER * PER_CONV) as u64;
@@ -183,5 +181,42 @@ async fn a_failed_batch_answers_each_message_and_the_lane_goes_on() -> TestResul
     let seqs: Vec<(i64, String)> =
         store.page(c, Page::After(0), 0, 10).await?.into_iter().map(|m| (m.seq, m.client_id)).collect();
     assert_eq!(seqs, vec![(1, "first".to_owned()), (2, "after".to_owned())]);
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn a_lane_whose_arbiter_stops_answers_its_queue_and_starts_again() -> TestResult {
+    let scratch = ScratchDb::sqlite();
+    let (writer, store, _) = open(&scratch, 1)?;
+    let c = conv(3);
+    // Three full batches queued on an arbiter that stops at once: its lane task is dropped
+    // while it writes.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let arbiter = Arbiter::new();
+    let w = writer.clone();
+    let cv = c.clone();
+    arbiter.spawn(async move {
+        let pending: Vec<_> = (1..=3 * actors::writer::MAX_BATCH as i64)
+            .map(|seq| w.persist(text(&cv, seq, 1000, &format!("s-{seq}"))))
+            .collect();
+        let _ = tx.send(pending);
+        actix::Arbiter::current().stop();
+    });
+    let pending = rx.await?;
+    let answers = tokio::time::timeout(Duration::from_secs(20), join_all(pending))
+        .await
+        .map_err(|_| "a message was never answered")?;
+    let stored = answers.iter().filter(|a| matches!(a, Ok(Appended::Stored(_)))).count();
+    let failed = answers.iter().filter(|a| matches!(a, Err(e) if e.contains("stopped"))).count();
+    eprintln!("{stored} stored, {failed} answered 'message writer stopped'");
+    assert_eq!(stored + failed, answers.len(), "every message is stored or told the writer stopped");
+    // The lane is not left busy: a message from here starts a new task and is stored after
+    // whatever was committed.
+    let next = store.max_seq(c.clone()).await? + 1;
+    let res = tokio::time::timeout(Duration::from_secs(20), writer.persist(text(&c, next, 1000, "after-stop")))
+        .await
+        .map_err(|_| "the lane stayed busy after its arbiter stopped")?;
+    assert!(matches!(res, Ok(Appended::Stored(_))), "{res:?}");
+    tokio::time::timeout(Duration::from_secs(20), writer.flush()).await.map_err(|_| "flush never returned")?;
     Ok(())
 }
