@@ -126,3 +126,34 @@ fn every_write_runs_on_one_connection_from_any_thread() -> TestResult {
     assert_eq!(count, 200, "200 rows from four threads, none from the failed transaction");
     Ok(())
 }
+
+#[test]
+fn a_panic_inside_a_write_leaves_nothing_behind_and_the_next_write_works() -> TestResult {
+    let scratch = ScratchDb::sqlite();
+    let db = Database::open(&scratch.url, 2, Duration::from_secs(5))?;
+    db.migrate()?;
+    db.write(|c| Ok(c.batch_execute("CREATE TABLE survivors (n INTEGER NOT NULL)")?))?;
+    let d = db.clone();
+    let panicked = std::thread::spawn(move || {
+        let _ = d.write(|c| -> Result<(), DbError> {
+            c.batch_execute("INSERT INTO survivors (n) VALUES (1)")?;
+            panic!("a bug inside a write transaction");
+        });
+    })
+    .join();
+    assert!(panicked.is_err(), "the write panicked");
+    // The writer's connection was left inside that transaction: it is replaced, the insert is
+    // gone, and writes go on.
+    db.write(|c| Ok(c.batch_execute("INSERT INTO survivors (n) VALUES (2)")?))?;
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let rows: Vec<i64> = db.read(|c| {
+        use diesel::RunQueryDsl;
+        Ok(diesel::sql_query("SELECT n FROM survivors ORDER BY n").load::<N>(c)?.into_iter().map(|r| r.n).collect())
+    })?;
+    assert_eq!(rows, vec![2]);
+    Ok(())
+}

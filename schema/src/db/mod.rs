@@ -337,19 +337,16 @@ impl Database {
             let _guard = self.lock_writes();
             return AnyConnection::transaction(&mut conn, f);
         };
+        use diesel::r2d2::R2D2Connection;
+        // A transaction left open (a panic inside one, a failed rollback): start on a new one.
+        if writer.conn.as_mut().is_some_and(|c| c.is_broken()) {
+            writer.conn = None;
+        }
         let conn = match &mut writer.conn {
             Some(c) => c,
             empty => empty.insert(self.url.connect()?),
         };
-        let res = AnyConnection::transaction(conn, f);
-        if res.is_err() {
-            use diesel::r2d2::R2D2Connection;
-            if conn.is_broken() {
-                // A transaction left open (a panic, a failed rollback): start over on a new one.
-                writer.conn = None;
-            }
-        }
-        res
+        AnyConnection::transaction(conn, f)
     }
 
     /// Like [`Database::write`], but retries (up to `WRITE_RETRIES` times) when the transaction
