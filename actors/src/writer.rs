@@ -183,9 +183,15 @@ impl Inner {
     }
 }
 
-/// Writes lane `lane`'s batches, one at a time, until its queue is empty.
-async fn run_lane(inner: Arc<Inner>, lane: usize) {
-    let mut guard = LaneGuard { inner: inner.clone(), lane, finished: false };
+/// Writes lane `lane`'s batches, one at a time, until its queue is empty. The guard is made
+/// here, not inside the future, so that it also resets the lane if the task is dropped before
+/// it ever ran.
+fn run_lane(inner: Arc<Inner>, lane: usize) -> impl Future<Output = ()> {
+    let guard = LaneGuard { inner: inner.clone(), lane, finished: false };
+    lane_batches(inner, lane, guard)
+}
+
+async fn lane_batches(inner: Arc<Inner>, lane: usize, mut guard: LaneGuard) {
     loop {
         let (records, waiters): (Vec<MessageRecord>, Vec<Waiter>) = {
             let mut l = lock(&inner.lanes[lane]);
