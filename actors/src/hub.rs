@@ -33,8 +33,7 @@ pub struct ChatSettings {
     pub node_id: String,
     /// Most members a group may have.
     pub max_group_members: usize,
-    /// Writer lanes (batches in flight at once); 0: one on SQLite, half the pool otherwise.
-    /// SQLite always gets one (one writer at a time).
+    /// Writer lanes (batches in flight at once); 0: half the pool. SQLite always gets one.
     pub writer_lanes: usize,
 }
 

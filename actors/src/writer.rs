@@ -20,7 +20,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use schema::db::conversations::{self, LastMessage};
@@ -57,10 +57,9 @@ struct Inner {
     store: Arc<dyn MessageStore>,
     db: Db,
     lanes: Vec<Mutex<Lane>>,
+    /// The node's metrics; the writer is the only one counting persisted messages, store
+    /// failures and batch latencies, so [`MessageWriter::stats`] reads its totals there.
     metrics: Arc<Metrics>,
-    persisted: AtomicU64,
-    batches: AtomicU64,
-    failures: AtomicU64,
     /// Answered when every lane is idle ([`MessageWriter::flush`]). Lock order: this, then lanes.
     idle_waiters: Mutex<Vec<oneshot::Sender<()>>>,
 }
@@ -87,9 +86,6 @@ impl MessageWriter {
                 db,
                 lanes: (0..lanes.max(1)).map(|_| Mutex::new(Lane::default())).collect(),
                 metrics,
-                persisted: AtomicU64::new(0),
-                batches: AtomicU64::new(0),
-                failures: AtomicU64::new(0),
                 idle_waiters: Mutex::new(Vec::new()),
             }),
         }
@@ -130,11 +126,11 @@ impl MessageWriter {
 
     /// Totals since start, and the messages queued now.
     pub fn stats(&self) -> WriterStats {
-        let i = &self.inner;
+        let (i, m) = (&self.inner, &self.inner.metrics);
         WriterStats {
-            persisted: i.persisted.load(Ordering::Relaxed),
-            batches: i.batches.load(Ordering::Relaxed),
-            failures: i.failures.load(Ordering::Relaxed),
+            persisted: m.messages_persisted.load(Ordering::Relaxed),
+            batches: m.store_latency.count(),
+            failures: m.store_failures.load(Ordering::Relaxed),
             queued: i.lanes.iter().map(|l| lock(l).queue.len()).sum(),
         }
     }
@@ -146,6 +142,15 @@ impl Inner {
             let l = lock(l);
             !l.flushing && l.queue.is_empty()
         })
+    }
+
+    fn wake_idle_waiters(&self) {
+        let mut waiters = lock(&self.idle_waiters);
+        if !waiters.is_empty() && self.idle() {
+            for w in waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
     }
 }
 
@@ -172,26 +177,15 @@ impl Drop for LaneGuard {
     }
 }
 
-impl Inner {
-    fn wake_idle_waiters(&self) {
-        let mut waiters = lock(&self.idle_waiters);
-        if !waiters.is_empty() && self.idle() {
-            for w in waiters.drain(..) {
-                let _ = w.send(());
-            }
-        }
-    }
-}
-
 /// Writes lane `lane`'s batches, one at a time, until its queue is empty. The guard is made
 /// here, not inside the future, so that it also resets the lane if the task is dropped before
 /// it ever ran.
 fn run_lane(inner: Arc<Inner>, lane: usize) -> impl Future<Output = ()> {
-    let guard = LaneGuard { inner: inner.clone(), lane, finished: false };
-    lane_batches(inner, lane, guard)
+    lane_batches(LaneGuard { inner, lane, finished: false })
 }
 
-async fn lane_batches(inner: Arc<Inner>, lane: usize, mut guard: LaneGuard) {
+async fn lane_batches(mut guard: LaneGuard) {
+    let (inner, lane) = (guard.inner.clone(), guard.lane);
     loop {
         let (records, waiters): (Vec<MessageRecord>, Vec<Waiter>) = {
             let mut l = lock(&inner.lanes[lane]);
@@ -208,19 +202,16 @@ async fn lane_batches(inner: Arc<Inner>, lane: usize, mut guard: LaneGuard) {
         let last = last_messages(&records);
         let started = std::time::Instant::now();
         let res = inner.store.append_with_summaries(records, last, inner.db.clone()).await;
-        inner.batches.fetch_add(1, Ordering::Relaxed);
         inner.metrics.store_latency.observe(started.elapsed().as_secs_f64());
         match res {
             Ok(results) => {
                 let stored = results.iter().filter(|r| matches!(r, Appended::Stored(_))).count() as u64;
-                inner.persisted.fetch_add(stored, Ordering::Relaxed);
                 inner.metrics.messages_persisted.fetch_add(stored, Ordering::Relaxed);
                 for (w, r) in waiters.into_iter().zip(results) {
                     let _ = w.send(Ok(r));
                 }
             }
             Err(e) => {
-                inner.failures.fetch_add(1, Ordering::Relaxed);
                 inc(&inner.metrics.store_failures);
                 let e = e.to_string();
                 log::error!("message batch of {n} not persisted: {e}");
