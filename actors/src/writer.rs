@@ -15,8 +15,11 @@
 //! The writer is not an actor of its own: a lane's queue sits behind a mutex, and the actor whose
 //! message finds the lane idle starts the lane's task on its own arbiter. That task writes batch
 //! after batch until the queue is empty and answers the waiters itself, so a message goes from
-//! its conversation's thread to a store worker and back, with no stop on a central thread on
-//! either way (each is one more wake-up, which is what the ack's tail is made of).
+//! its conversation's thread to a store worker and back (PostgreSQL, MongoDB), or is written on
+//! that thread itself (a SQLite file, [`Database::local_writes`]), with no stop on a central
+//! thread on either way (each is one more wake-up, which is what the ack's tail is made of).
+//!
+//! [`Database::local_writes`]: schema::db::Database::local_writes
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -220,6 +223,10 @@ async fn lane_batches(mut guard: LaneGuard) {
                 }
             }
         }
+        // Let the arbiter run its other tasks before the next batch: the actors just answered
+        // (their acks and deliveries), and new messages for the queue. A SQLite batch is written
+        // on this thread without a pause in between (`append_with_summaries`).
+        tokio::task::yield_now().await;
     }
     // `guard` wakes the idle waiters as it goes out of scope.
 }

@@ -13,7 +13,7 @@
 set -u
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$here"
-R=${OUT:-benches/results/s4}; B=${BIN:-target/release}; WORK=${WORK:-/tmp/im-bench-suite}
+R=${OUT:-benches/results/s5}; B=${BIN:-target/release}; WORK=${WORK:-/tmp/im-bench-suite}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
 mkdir -p "$R" "$WORK"
 [[ -x $B/im-server && -x $B/im-loadgen ]] || { cargo build --release -p server && cargo build --release -p benches; }

@@ -14,7 +14,7 @@ use actors::hub::{ChatSettings, Hub};
 use actors::metrics::Metrics;
 use actors::store::{MessageStore, MongoMessageStore, SqlMessageStore};
 use anyhow::Context;
-use schema::db::Database;
+use schema::db::{Database, SqliteTuning};
 use schema::Clock;
 
 use crate::config::{MessageBackend, Settings};
@@ -46,10 +46,11 @@ impl Running {
 pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> {
     let db_settings = settings.database.clone();
     let database = tokio::task::spawn_blocking(move || -> anyhow::Result<Database> {
-        let db = Database::open(
+        let db = Database::open_tuned(
             &db_settings.url,
             db_settings.pool_size,
             Duration::from_secs(db_settings.connect_timeout_secs),
+            SqliteTuning { wal_max_bytes: db_settings.sqlite_wal_max_mib << 20 },
         )
         .with_context(|| format!("opening database {}", crate::config::mask_url(&db_settings.url)))?;
         if db_settings.run_migrations {

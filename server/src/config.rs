@@ -136,6 +136,9 @@ pub struct DatabaseSection {
     /// Message batches written at once (group-commit lanes); 0: half of `pool_size`. Ignored on
     /// SQLite, which writes one batch at a time.
     pub writer_lanes: u32,
+    /// SQLite file only: MiB of write-ahead log in use before the writer rewinds it (each rewind
+    /// stops writes for two `fsync`s; the log's file stays at about this size under load).
+    pub sqlite_wal_max_mib: u64,
 }
 
 impl Default for DatabaseSection {
@@ -146,6 +149,7 @@ impl Default for DatabaseSection {
             connect_timeout_secs: 10,
             run_migrations: true,
             writer_lanes: 0,
+            sqlite_wal_max_mib: 256,
         }
     }
 }
@@ -311,6 +315,9 @@ impl Settings {
         if self.database.pool_size == 0 || self.database.pool_size > 256 {
             return bad("database.pool_size", "must be between 1 and 256");
         }
+        if !(1..=1 << 20).contains(&self.database.sqlite_wal_max_mib) {
+            return bad("database.sqlite_wal_max_mib", "must be between 1 and 1048576");
+        }
         if self.database.writer_lanes > self.database.pool_size {
             return bad("database.writer_lanes", "must be at most database.pool_size (0: half of it)");
         }
@@ -461,6 +468,7 @@ mod tests {
             ("IM__MESSAGES__BACKEND", "cassandra", "backend"),
             ("IM__CLUSTER__NODE_ID", "a b", "cluster.node_id"),
             ("IM__DATABASE__WRITER_LANES", "5", "database.writer_lanes"),
+            ("IM__DATABASE__SQLITE_WAL_MAX_MIB", "0", "database.sqlite_wal_max_mib"),
         ] {
             let err = Settings::load(None, env(&[(k, v)])).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(err.contains(key), "{k}={v}: {err}");

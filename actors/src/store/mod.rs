@@ -58,7 +58,11 @@ pub trait MessageStore: Send + Sync + 'static {
     /// [`MessageStore::append`], then the conversation summaries `last` in the SQL database `db`.
     /// The messages are durable once this resolves; a failed summary update only leaves the
     /// conversation list stale (logged), it does not fail the batch. A store that lives in `db`
-    /// does both in one transaction (one commit per batch).
+    /// does both in one transaction (one commit per batch). On a SQLite file the SQL store
+    /// writes during this call, on the caller's thread ([`Database::local_writes`]), and returns
+    /// a future that is already resolved.
+    ///
+    /// [`Database::local_writes`]: schema::db::Database::local_writes
     fn append_with_summaries(
         &self,
         batch: Vec<MessageRecord>,

@@ -2,6 +2,7 @@
 
 use schema::db::conversations::{self, LastMessage};
 use schema::db::messages as q;
+use schema::db::AnyConnection;
 use schema::message::{Appended, MessageRecord, Page};
 use schema::{ConvId, UserId};
 
@@ -40,16 +41,21 @@ impl MessageStore for SqlMessageStore {
         if !db.same_database(&self.db) {
             return super::then_summaries(self.append(batch), last, db);
         }
+        let write = move |c: &mut AnyConnection| {
+            let res = q::append(c, &batch)?;
+            conversations::record_last(c, &last)?;
+            Ok(res)
+        };
+        if self.db.database().local_writes() {
+            // A SQLite file: written here, on the writer lane's thread (a chat arbiter), rather
+            // than handed to a Diesel worker and answered back: two thread switches fewer per
+            // batch (13 % less server CPU and a lower ack p99 at 10,000 msg/s, BENCHMARKS). The
+            // lane yields between batches, so the arbiter's other actors are not starved.
+            let res = self.db.database().write(write);
+            return Box::pin(async move { Ok(res?) });
+        }
         let db = self.db.clone();
-        Box::pin(async move {
-            Ok(db
-                .write(move |c| {
-                    let res = q::append(c, &batch)?;
-                    conversations::record_last(c, &last)?;
-                    Ok(res)
-                })
-                .await?)
-        })
+        Box::pin(async move { Ok(db.write(write).await?) })
     }
 
     fn find_by_client_id(&self, conv: ConvId, sender: UserId, client_id: String) -> StoreFuture<Option<MessageRecord>> {
