@@ -31,7 +31,7 @@ fn the_log_is_rewound_while_writes_go_on_and_cut_back_after() -> TestResult {
     db.write(|c| Ok(c.batch_execute("CREATE TABLE filler (id INTEGER PRIMARY KEY, pad BLOB NOT NULL)")?))?;
     let first = wal_generation(&wal)?;
 
-    // Back-to-back write transactions for two seconds (eight checkpoint rounds): a passive
+    // Back-to-back write transactions for two seconds (sixteen checkpoint rounds): a passive
     // checkpoint never catches up with them, so only the writer's own rewind (once the log in
     // use passes `limit`) starts the log again.
     let blob = "x".repeat(2_000);

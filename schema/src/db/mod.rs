@@ -56,7 +56,10 @@ pub const SQLITE_PAGE_SIZE: u32 = 2_048;
 pub const SQLITE_WAL_MAX_BYTES: u64 = 256 << 20;
 
 /// How often the checkpointer of a SQLite file copies the write-ahead log into the database.
-pub const SQLITE_CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// Shorter rounds copy (and `fsync`) less at a time, and a write that meets a round's `fsync`
+/// waits less: at 10,000 msg/s the 1:1 ack p99 was 4.4–4.6 ms with 125 ms, 5.9–6.7 ms with
+/// 250 ms, 7.8–12.1 ms with 1 s; 60 ms gave no more and took more CPU (docs/BENCHMARKS.md).
+pub const SQLITE_CHECKPOINT_EVERY: Duration = Duration::from_millis(125);
 
 /// How a SQLite file is run (ignored for PostgreSQL and in-memory databases).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,7 +202,7 @@ impl DbUrl {
 /// few pages left before its transaction ([`Database::write`]), which then starts the log from
 /// its beginning. That costs the writes of that moment two `fsync`s (the log's, then the
 /// database's), which is why it happens once per `wal_max_bytes` of log rather than every round
-/// (done every 250 ms, it made the 1:1 ack p99 at 10,000 msg/s 12.6–14.6 ms instead of
+/// (done every round, it made the 1:1 ack p99 at 10,000 msg/s 12.6–14.6 ms instead of
 /// 6.8–10.3 ms: docs/BENCHMARKS.md, third round).
 ///
 /// On Linux the thread runs at a lower priority (nice 10): its `fsync`s and page copies are
