@@ -615,11 +615,10 @@ async fn check_indexes(scratch: &MongoScratch, store: &MongoMessageStore) -> Tes
     };
     let conv_seq = spec(doc! {"conv": 1, "seq": 1}).ok_or("no {conv, seq} index")?;
     let dedup = spec(doc! {"conv": 1, "sender": 1, "client_id": 1}).ok_or("no {conv, sender, client_id} index")?;
-    eprintln!("MongoDB indexes: conv_seq={conv_seq:?} dedup={dedup:?}");
-    assert!(conv_seq.1, "{{conv, seq}} is unique");
+    assert!(conv_seq.1, "{{conv, seq}} is unique: {conv_seq:?}");
     // Nothing reads by time: no {conv, ts} index to update on every insert.
     assert!(spec(doc! {"conv": 1, "ts": 1}).is_none(), "no {{conv, ts}} index");
-    assert!(dedup.1, "{{conv, sender, client_id}} is unique");
+    assert!(dedup.1, "{{conv, sender, client_id}} is unique: {dedup:?}");
     Ok(())
 }
 
