@@ -196,9 +196,11 @@ check_n() {
 
 # Writes RUN_DIR/nginx.conf from deploy/nginx.conf: this cluster's nodes, port and paths.
 write_nginx_conf() {
-    local nodes="" n
+    local nodes="" n params
+    # The parameters of the template's first node line (max_fails=0 ...), for every node.
+    params=$(grep -m1 '# @im:node' "$TEMPLATE" | sed -E 's/^[[:space:]]*server[[:space:]]+[^[:space:];]+[[:space:]]*([^;]*);.*/\1/')
     for ((n = 1; n <= NODES; n++)); do
-        nodes+="        server 127.0.0.1:$(node_port "$n") max_fails=3 fail_timeout=10s;"$'\n'
+        nodes+="        server 127.0.0.1:$(node_port "$n") ${params};"$'\n'
     done
     mkdir -p "$RUN_DIR/nginx-tmp"
     awk -v nodes="$nodes" -v run="$RUN_DIR" -v port="$PORT" '

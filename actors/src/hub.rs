@@ -6,42 +6,37 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use schema::{Clock, DeviceId, UserId};
+use schema::{Clock, ConvId, ConvKind, DeviceId, UserId};
 
-use crate::cluster::bus::{BusOut, ClusterBus};
-use crate::cluster::presence::ClusterPresence;
-use crate::cluster::seq::SeqSource;
+use crate::cluster::directory::{Directory, Holder};
+use crate::cluster::envelope::Envelope;
+use crate::cluster::outbox::Outbox;
+use crate::cluster::presence::{ClusterPresence, Links};
+use crate::cluster::subscriber::{self, Inbound, Interest};
+use crate::cluster::view::{Lease, NodeView};
 use crate::cluster::{redis_state, set_redis_state, ClusterSettings, NodeInfo, NodeSelf, RedisState, SessionInfo};
-use crate::conversation::{ConversationRegistry, CountConversations};
+use crate::command::{Command, Outcome};
+use crate::conversation::ConversationActor;
 use crate::db::Db;
+use crate::delivery::{BroadcastLocal, Frame, GetStats, KickAll, KickReason, KickUser, ListOnline, ListSessions};
+use crate::entity::{ClusterEnv, Entities, Owner, OwnerCtx, Spawner};
+use crate::group::GroupActor;
 use crate::metrics::{Gauges, Metrics};
-use crate::presence::{Presence, SetRegistry};
-use crate::registry::{
-    BroadcastLocal, Frame, GetStats, KickAll, KickReason, KickUser, ListOnline, ListSessions, SessionRegistry, SetBus,
-};
+pub use crate::owner::ChatSettings;
+use crate::owner::{OwnerCluster, OwnerDeps};
+use crate::presence::Presence;
+use crate::registry::SessionRegistry;
 use crate::store::MessageStore;
 use crate::writer::MessageWriter;
-
-/// Chat rules and timings.
-#[derive(Debug, Clone)]
-pub struct ChatSettings {
-    /// How long after sending a message its sender may recall it.
-    pub recall_window: Duration,
-    /// A conversation actor with no traffic for this long stops.
-    pub conversation_idle: Duration,
-    /// Name of this node (in `hello` frames).
-    pub node_id: String,
-    /// Most members a group may have.
-    pub max_group_members: usize,
-    /// Writer lanes (batches in flight at once); 0: half the pool. SQLite always gets one.
-    pub writer_lanes: usize,
-}
 
 /// The node's link to the rest of the cluster.
 #[derive(Clone)]
 pub struct ClusterLink {
-    pub bus: Addr<ClusterBus>,
     pub presence: ClusterPresence,
+    pub directory: Directory,
+    pub outbox: Outbox,
+    pub view: Arc<NodeView>,
+    pub lease: Arc<Lease>,
 }
 
 /// Everything a session or handler needs to reach the node's actors.
@@ -52,8 +47,8 @@ pub struct Hub {
     pub clock: Clock,
     pub settings: Arc<ChatSettings>,
     pub sessions: Addr<SessionRegistry>,
-    pub conversations: Addr<ConversationRegistry>,
-    pub presence: Addr<Presence>,
+    /// The owners of conversations: every command for a conversation goes through here.
+    pub entities: Entities,
     pub writer: MessageWriter,
     pub metrics: Arc<Metrics>,
     /// This node.
@@ -62,10 +57,24 @@ pub struct Hub {
     pub cluster: Option<ClusterLink>,
 }
 
+/// Who owns a conversation, as the admin API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OwnerInfo {
+    pub conv: ConvId,
+    /// The owning node (`None`: no owner runs now; the next command starts one).
+    pub node: Option<String>,
+    /// Its fencing epoch (0 while it is taking one; absent on a single node).
+    pub epoch: Option<i64>,
+    /// Whether the node counts as alive (a dead node's record stays until taken over).
+    pub alive: bool,
+}
+
 impl Hub {
-    /// Starts the node's actors on the current arbiter. With `cluster.redis_url` set, the node
-    /// also starts its bus, presence and heartbeat; Redis being down does not stop it (it starts
-    /// degraded and connects when Redis answers). Fails only on an invalid Redis URL.
+    /// Starts the node's actors on the current arbiter: the session registry, presence, one
+    /// entity-registry shard per chat arbiter (one per core) and the writer. With
+    /// `cluster.redis_url` set, the node also starts its outbox, subscriber, presence task and
+    /// heartbeat; Redis being down does not stop it (it starts degraded and connects when Redis
+    /// answers). Fails only on an invalid Redis URL.
     pub fn start(
         db: Db,
         store: Arc<dyn MessageStore>,
@@ -80,19 +89,8 @@ impl Hub {
             &cluster.namespace,
             clock.now_ms(),
         ));
-        let presence = Presence::new(db.clone()).start();
-        let sessions = SessionRegistry::new(presence.clone()).start();
-        presence.do_send(SetRegistry(sessions.clone()));
-        // SQLite takes one writer at a time: one lane. Elsewhere lanes write in parallel, by
-        // default on up to half the pool's connections (the rest stay free for reads).
-        let sqlite_only = store.name() == "sql" && db.database().url().is_sqlite();
-        let lanes = match settings.writer_lanes {
-            _ if sqlite_only => 1,
-            0 => (db.database().pool_size() as usize / 2).max(1),
-            n => n,
-        };
-        let writer = MessageWriter::new(store.clone(), db.clone(), metrics.clone(), lanes);
-        let settings = Arc::new(settings);
+        let view = Arc::new(NodeView::new(&me.id));
+        let lease = Arc::new(Lease::new(cluster.node_ttl));
         let redis = if cluster.redis_url.is_empty() {
             None
         } else {
@@ -107,55 +105,145 @@ impl Hub {
             set_redis_state(&metrics, RedisState::Down);
             Some((client, pool))
         };
-        let mut deps = ConversationRegistry::deps(
-            db.clone(),
-            store.clone(),
-            clock.clone(),
-            settings.clone(),
-            sessions.clone(),
-            writer.clone(),
-        );
-        deps.metrics = metrics.clone();
-        deps.seqs = redis.as_ref().map(|(_, pool)| SeqSource::new(pool.clone(), metrics.clone(), me.keys.clone()));
-        let bus_slot = deps.bus.clone();
-        let conversations = ConversationRegistry::new(deps).start();
-        let cluster = redis.map(|(client, pool)| {
-            let cp = ClusterPresence::new(
+        let outbox = match &redis {
+            Some((_, pool)) => Outbox::start(pool.clone(), me.clone(), metrics.clone()),
+            None => Outbox::none(),
+        };
+        // Presence and the registry know each other: the registry reports sessions to presence,
+        // presence delivers through the registry. Presence's address exists before it runs.
+        let presence_ctx: Context<Presence> = Context::new();
+        let presence_addr = presence_ctx.address();
+        let sessions = SessionRegistry::new(presence_addr.clone().recipient(), outbox.clone()).start();
+        // SQLite takes one writer at a time: one lane. Elsewhere lanes write in parallel, by
+        // default on up to half the pool's connections (the rest stay free for reads).
+        let sqlite_only = store.name() == "sql" && db.database().url().is_sqlite();
+        let lanes = match settings.writer_lanes {
+            _ if sqlite_only => 1,
+            0 => (db.database().pool_size() as usize / 2).max(1),
+            n => n,
+        };
+        let writer = MessageWriter::new(store.clone(), db.clone(), metrics.clone(), lanes);
+        let settings = Arc::new(settings);
+        let link = redis.as_ref().map(|(_, pool)| {
+            let directory = Directory::new(pool.clone(), me.clone(), view.clone(), db.clone(), clock.clone());
+            let presence = ClusterPresence::new(
                 pool.clone(),
                 me.clone(),
-                presence.clone(),
+                view.clone(),
+                lease.clone(),
+                presence_addr.clone().recipient(),
                 metrics.clone(),
                 cluster.heartbeat,
-                cluster.node_ttl,
             );
-            let (me2, db2, m2, cp2, s2, c2) =
-                (me.clone(), db.clone(), metrics.clone(), cp.clone(), sessions.clone(), conversations.clone());
-            let bus = ClusterBus::create(move |ctx| {
-                let tracker = cp2.start(ctx.address());
-                ClusterBus::new(me2, db2, m2, client, pool, tracker, s2, c2)
-            });
-            let _ = bus_slot.set(bus.clone());
-            sessions.do_send(SetBus(bus.clone()));
-            cp.start_heartbeat(sessions.clone());
-            ClusterLink { bus, presence: cp }
+            ClusterLink { presence, directory, outbox: outbox.clone(), view: view.clone(), lease: lease.clone() }
         });
-        Ok(Hub { db, store, clock, settings, sessions, conversations, presence, writer, metrics, me, cluster })
+        let deps = OwnerDeps {
+            db: db.clone(),
+            store: store.clone(),
+            clock: clock.clone(),
+            settings: settings.clone(),
+            sessions: SessionRegistry::sessions(&sessions),
+            writer: writer.clone(),
+            metrics: metrics.clone(),
+            cluster: link.as_ref().map(|l| OwnerCluster {
+                me: me.id.clone(),
+                outbox: l.outbox.clone(),
+                presence: l.presence.clone(),
+                directory: l.directory.clone(),
+            }),
+        };
+        let spawner: Spawner = Arc::new(move |octx: OwnerCtx, arbiter: &ArbiterHandle| {
+            let deps = deps.clone();
+            let owner = match octx.conv.kind()? {
+                ConvKind::Direct(a, b) => {
+                    let addr =
+                        ConversationActor::start_in_arbiter(arbiter, move |_| ConversationActor::new(a, b, octx, deps));
+                    Owner { exec: addr.clone().recipient(), stop: addr.recipient() }
+                }
+                ConvKind::Group(g) => {
+                    let addr = GroupActor::start_in_arbiter(arbiter, move |_| GroupActor::new(g, octx, deps));
+                    Owner { exec: addr.clone().recipient(), stop: addr.recipient() }
+                }
+            };
+            Some(owner)
+        });
+        // The threads conversation owners run on: one per core, chosen by a hash of the id.
+        let n = std::thread::available_parallelism().map(usize::from).unwrap_or(2).max(1);
+        let arbiters: Vec<ArbiterHandle> = (0..n).map(|_| Arbiter::new().handle()).collect();
+        let me2 = me.clone();
+        let entities = Entities::start(
+            &arbiters,
+            me.id.clone(),
+            move || me2.draining(),
+            spawner,
+            link.as_ref().map(|l| ClusterEnv {
+                directory: l.directory.clone(),
+                outbox: l.outbox.clone(),
+                lease: l.lease.clone(),
+                request_timeout: cluster.request_timeout,
+            }),
+            metrics.clone(),
+        );
+        let tracker = match (&redis, &link) {
+            (Some((client, _)), Some(l)) => {
+                let (interest, interest_rx) = Interest::new();
+                let tracker = l.presence.start(Links {
+                    outbox: outbox.clone(),
+                    interest: interest.clone(),
+                    entities: entities.clone(),
+                    directory: l.directory.clone(),
+                    db: db.clone(),
+                });
+                subscriber::start(
+                    client.clone(),
+                    interest,
+                    interest_rx,
+                    Inbound {
+                        me: me.clone(),
+                        view: view.clone(),
+                        local: sessions.clone().recipient(),
+                        fanout: sessions.clone().recipient(),
+                        kick: sessions.clone().recipient(),
+                        broadcast: sessions.clone().recipient(),
+                        kick_all: sessions.clone().recipient(),
+                        entities: entities.clone(),
+                        metrics: metrics.clone(),
+                    },
+                );
+                l.presence.start_heartbeat(
+                    sessions.clone().recipient(),
+                    sessions.clone().recipient(),
+                    entities.clone(),
+                );
+                Some(tracker)
+            }
+            _ => None,
+        };
+        presence_ctx.run(Presence::new(db.clone(), sessions.clone().recipient(), tracker));
+        Ok(Hub { db, store, clock, settings, sessions, entities, writer, metrics, me, cluster: link })
+    }
+
+    /// Runs `cmd` at the owner of `conv`, wherever it runs (queued at once: see
+    /// [`Entities::route`]).
+    pub fn route(&self, conv: ConvId, cmd: Command) -> impl std::future::Future<Output = Outcome> + Send + 'static {
+        self.entities.route(conv, cmd)
+    }
+
+    /// Who owns `conv` now.
+    pub async fn owner_of(&self, conv: ConvId) -> Result<OwnerInfo, String> {
+        let Some(c) = &self.cluster else {
+            let here = self.entities.owned().await.into_iter().any(|(c, _)| c == conv);
+            return Ok(OwnerInfo { conv, node: here.then(|| self.me.id.clone()), epoch: None, alive: true });
+        };
+        let h: Option<Holder> = c.directory.holder(&conv).await?;
+        let alive = h.as_ref().is_some_and(|h| c.view.alive(&h.node));
+        Ok(OwnerInfo { conv, node: h.as_ref().map(|h| h.node.clone()), epoch: h.map(|h| h.epoch), alive })
     }
 
     /// Closes sessions of `user` (one device or all) on every node; returns how many were on
     /// this node.
     pub async fn kick(&self, user: UserId, device: Option<DeviceId>, reason: KickReason) -> usize {
         self.sessions.send(KickUser { user, device, reason, cluster: true }).await.unwrap_or(0)
-    }
-
-    /// `users` became members of group conversation `conv` outside its actor (group creation):
-    /// the nodes holding their sessions subscribe to its channel. Nothing to do on one node.
-    pub fn joined_group(&self, users: Vec<UserId>, conv: schema::ConvId) {
-        if let Some(c) = &self.cluster {
-            for user in users {
-                c.bus.do_send(BusOut::GroupInterest { user, conv: conv.clone(), add: true });
-            }
-        }
     }
 
     /// Which of `users` are online anywhere in the cluster.
@@ -213,7 +301,7 @@ impl Hub {
     /// Returns how many sessions of this node got it.
     pub async fn broadcast(&self, frame: Frame, users: Option<Vec<UserId>>) -> usize {
         if let Some(c) = &self.cluster {
-            c.bus.do_send(BusOut::Broadcast { users: users.clone(), frame: frame.clone() });
+            c.outbox.broadcast(users.clone(), &frame);
         }
         self.sessions.send(BroadcastLocal { users, frame }).await.unwrap_or(0)
     }
@@ -228,24 +316,38 @@ impl Hub {
         let Some(c) = &self.cluster else { return false };
         let known = c.presence.nodes().await.unwrap_or_default().iter().any(|n| n.id == node && n.alive);
         if known {
-            c.bus.do_send(BusOut::Drain { node: node.to_owned() });
+            c.outbox.to_node(node, &Envelope::Drain, &[]);
+            c.view.mark_draining(node);
         }
         known
     }
 
-    /// Marks this node draining and closes its sessions with "restarting" (clients reconnect
-    /// through the load balancer, which no longer routes here). Returns how many were closed.
+    /// Marks this node draining, closes its sessions with "restarting" (clients reconnect
+    /// through the load balancer, which no longer routes here) and hands the conversations it
+    /// owns over to other nodes (each owner finishes its writes and deletes its record, so the
+    /// next command starts an owner elsewhere at once, not after a TTL). Returns how many
+    /// sessions were closed.
     pub async fn drain_self(&self) -> usize {
         if self.me.start_draining() {
             log::warn!("node {} draining", self.me.id);
+            if let Some(c) = &self.cluster {
+                c.view.mark_draining(&self.me.id);
+                if let Err(e) = c.presence.announce_draining().await {
+                    log::warn!("draining not published ({e}); other nodes learn it at the next heartbeat");
+                }
+            }
         }
-        self.sessions.send(KickAll { reason: KickReason::Restarting }).await.unwrap_or(0)
+        let n = self.sessions.send(KickAll { reason: KickReason::Restarting }).await.unwrap_or(0);
+        let started = std::time::Instant::now();
+        self.entities.hand_over().await;
+        log::info!("node {}: conversations handed over in {:?}", self.me.id, started.elapsed());
+        n
     }
 
     /// Leaves the cluster cleanly (shutdown): removes this node's presence entries and keys.
     pub async fn leave_cluster(&self) {
         if let Some(c) = &self.cluster {
-            if let Err(e) = c.presence.leave(&self.sessions).await {
+            if let Err(e) = c.presence.leave(&self.sessions.clone().recipient()).await {
                 log::warn!("leaving the cluster: presence not cleared: {e}");
             }
         }
@@ -259,7 +361,7 @@ impl Hub {
     /// Gauges for `/metrics`.
     pub async fn gauges(&self) -> Gauges {
         let stats = self.sessions.send(GetStats).await.unwrap_or_default();
-        let conversations = self.conversations.send(CountConversations).await.unwrap_or(0);
+        let conversations = self.entities.count().await;
         Gauges {
             sessions: stats.sessions as u64,
             users: stats.users as u64,

@@ -99,11 +99,18 @@ pub struct Metrics {
     pub redis_state: AtomicU64,
     /// Times the bus reconnected to Redis.
     pub redis_reconnects: AtomicU64,
-    /// Seq allocation rounds served by Redis (one round serves every message of a conversation
-    /// waiting at that moment).
-    pub seq_allocations: AtomicU64,
-    /// Allocation rounds served by the local counter because Redis did not answer.
-    pub seq_fallbacks: AtomicU64,
+    /// Messages not written because their conversation had a newer owner (fenced).
+    pub fenced_writes: AtomicU64,
+    /// Conversations (1:1 and groups) this node started owning.
+    pub activations: AtomicU64,
+    /// Of those, conversations taken over from a node that died or lost its lease.
+    pub takeovers: AtomicU64,
+    /// Owners stopped on this node (idle, handed over while draining, lease lost, fenced).
+    pub passivations: AtomicU64,
+    /// Commands this node sent to another node's owner.
+    pub routed_remote: AtomicU64,
+    /// Of those, commands that got no answer (timeout, the node died) or were bounced too often.
+    pub route_failures: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -121,8 +128,12 @@ impl Default for Metrics {
             bus_received: AtomicU64::new(0),
             redis_state: AtomicU64::new(REDIS_OFF),
             redis_reconnects: AtomicU64::new(0),
-            seq_allocations: AtomicU64::new(0),
-            seq_fallbacks: AtomicU64::new(0),
+            fenced_writes: AtomicU64::new(0),
+            activations: AtomicU64::new(0),
+            takeovers: AtomicU64::new(0),
+            passivations: AtomicU64::new(0),
+            routed_remote: AtomicU64::new(0),
+            route_failures: AtomicU64::new(0),
         }
     }
 }
@@ -141,7 +152,7 @@ pub struct Gauges {
     pub users: u64,
     /// Sessions dropped as slow consumers since start.
     pub dropped_slow: u64,
-    /// Running conversation and group actors.
+    /// Conversations (1:1 and groups) owned by this node: their running actors.
     pub conversations: u64,
     /// 1 while the node drains.
     pub draining: bool,
@@ -157,7 +168,12 @@ impl Metrics {
         let c = |a: &AtomicU64| a.load(Ordering::Relaxed);
         line("im_sessions", "gauge", "Open WebSocket sessions on this node.", g.sessions);
         line("im_users_online", "gauge", "Users with a session on this node.", g.users);
-        line("im_conversation_actors", "gauge", "Running conversation and group actors.", g.conversations);
+        line(
+            "im_conversation_actors",
+            "gauge",
+            "Conversations (1:1 and groups) this node owns: their running actors.",
+            g.conversations,
+        );
         line("im_draining", "gauge", "1 while the node drains.", u64::from(g.draining));
         line("im_sessions_dropped_slow_total", "counter", "Sessions dropped as slow consumers.", g.dropped_slow);
         line("im_frames_in_total", "counter", "WebSocket frames received.", c(&self.frames_in));
@@ -169,12 +185,26 @@ impl Metrics {
         line("im_bus_received_total", "counter", "Envelopes received from other nodes.", c(&self.bus_received));
         line("im_redis_state", "gauge", "Redis link: 0 off (single node), 1 up, 2 down.", c(&self.redis_state));
         line("im_redis_reconnects_total", "counter", "Reconnections to Redis.", c(&self.redis_reconnects));
-        line("im_seq_allocations_total", "counter", "Seq allocation rounds served by Redis.", c(&self.seq_allocations));
+        line("im_owner_activations_total", "counter", "Conversations this node started owning.", c(&self.activations));
         line(
-            "im_seq_fallbacks_total",
+            "im_owner_takeovers_total",
             "counter",
-            "Seq allocation rounds served locally while Redis was down.",
-            c(&self.seq_fallbacks),
+            "Conversations taken over from a node that died or lost its lease.",
+            c(&self.takeovers),
+        );
+        line("im_owner_passivations_total", "counter", "Owners stopped on this node.", c(&self.passivations));
+        line(
+            "im_fenced_writes_total",
+            "counter",
+            "Messages refused because a newer owner holds their conversation.",
+            c(&self.fenced_writes),
+        );
+        line("im_routed_remote_total", "counter", "Commands sent to an owner on another node.", c(&self.routed_remote));
+        line(
+            "im_route_failures_total",
+            "counter",
+            "Commands to another node that got no answer.",
+            c(&self.route_failures),
         );
         self.store_batch_size.render(&mut out, "im_store_batch_size", "Messages per store batch.");
         self.store_latency.render(&mut out, "im_store_batch_seconds", "Time to persist one store batch.");

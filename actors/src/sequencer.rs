@@ -1,34 +1,36 @@
-//! The sequencing core shared by conversation and group actors: the dedup window of recent
-//! client ids, seq assignment, hand-off to the group-commit writer, and delivery in seq order.
+//! The sequencing core shared by conversation and group owners: the dedup window of recent client
+//! ids, seq assignment, hand-off to the group-commit writer, and delivery in seq order.
 //!
-//! An actor owning a [`Sequencer`] implements [`Sequenced`] (where its deliveries go) and calls
-//! [`persist`] for each accepted message; everything else (who may post, who receives) is the
-//! actor's own policy.
+//! An owner is the one activation of its conversation in the whole cluster
+//! ([`crate::entity`]), so it assigns seqs alone, from memory: the store's highest seq when it
+//! started, plus one per accepted message. No round trip per message, and no other node can
+//! take a seq in between.
+//!
+//! [`Sequencer`] is plain state with no actor in it (unit-tested below); an owner implements
+//! [`Sequenced`] and calls [`post`] for each accepted message.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use actix::prelude::*;
 use schema::message::{Appended, MessageRecord};
 use schema::{ConvId, DeviceId, UserId};
 use tokio::sync::oneshot;
 
-use crate::cluster::seq::SeqSource;
-use crate::conversation::{Ack, ChatError};
+use crate::command::{Ack, ChatError};
 use crate::store::MessageStore;
 use crate::writer::MessageWriter;
 
-/// How many recent client ids an actor remembers (and preloads at start) for dedup. Older
+/// How many recent client ids an owner remembers (and preloads at start) for dedup. Older
 /// resends are still stored once (the store's unique index) but cost a seq.
 pub const DEDUP_WINDOW: usize = 4096;
-/// Client ids preloaded from the store when an actor starts.
+/// Client ids preloaded from the store when an owner starts.
 pub const DEDUP_PRELOAD: i64 = 512;
 
 type Key = (UserId, String);
 
 /// A durable message waiting for delivery, with the device that sent it (skipped).
-type Delivery = (MessageRecord, Option<DeviceId>);
+pub type Delivery = (MessageRecord, Option<DeviceId>);
 
 enum Entry {
     Acked(Ack),
@@ -45,47 +47,47 @@ pub enum Lookup {
     New,
 }
 
+/// A message's place in its owner's arrival order.
+pub type Ticket = u64;
+
+/// What settling a message gives: the answer for its sender, the messages that can now be
+/// delivered (in seq order), and whether the write was fenced (a newer owner holds the
+/// conversation: this one must stop).
+#[derive(Debug)]
+pub struct Settled {
+    pub answer: Result<Ack, ChatError>,
+    pub ready: Vec<Delivery>,
+    pub fenced: bool,
+}
+
 /// Seq assignment, dedup window and ordered delivery of one conversation.
 ///
-/// Every accepted message takes a local *ticket* (in arrival order) and a seq: from the local
-/// counter on a single node, from Redis in a cluster (where another node may take the seqs in
-/// between). Deliveries leave in ticket order, once every earlier ticket is settled, so this
-/// node's recipients see its messages in seq order even when one batch completes out of order.
+/// Every accepted message takes a *ticket* and the next seq, both in arrival order. Writes of
+/// one conversation complete in order (one writer lane), but a message may also fail, or turn
+/// out to be a resend of an old one; deliveries leave strictly in ticket order, once every
+/// earlier ticket is settled, so recipients never see seq 7 before seq 6.
 pub struct Sequencer {
     conv: ConvId,
-    /// The highest seq assigned here or seen from elsewhere (shared with the allocation task).
-    max_seq: Arc<AtomicI64>,
+    /// The highest seq assigned or stored.
+    max_seq: i64,
     recent: HashMap<Key, Entry>,
     order: VecDeque<Key>,
-    ready: BTreeMap<u64, Option<Delivery>>,
-    next_ticket: u64,
-    next_deliver: u64,
-    /// Messages waiting for a seq from Redis, in ticket order.
-    alloc: Arc<Mutex<Allocation>>,
+    ready: BTreeMap<Ticket, Option<Delivery>>,
+    next_ticket: Ticket,
+    next_deliver: Ticket,
 }
-
-/// Seq requests of one conversation waiting for Redis; one allocation runs at a time.
-#[derive(Default)]
-struct Allocation {
-    queue: VecDeque<oneshot::Sender<i64>>,
-    running: bool,
-}
-
-/// A message's place in this actor's arrival order.
-pub type Ticket = u64;
 
 impl Sequencer {
     /// An empty sequencer; call [`Sequencer::seed`] once the store has answered.
     pub fn new(conv: ConvId) -> Self {
         Sequencer {
             conv,
-            max_seq: Arc::new(AtomicI64::new(0)),
+            max_seq: 0,
             recent: HashMap::new(),
             order: VecDeque::new(),
             ready: BTreeMap::new(),
             next_ticket: 0,
             next_deliver: 0,
-            alloc: Arc::default(),
         }
     }
 
@@ -103,14 +105,14 @@ impl Sequencer {
         }
     }
 
-    /// The highest seq assigned here or known from elsewhere.
+    /// The highest seq assigned or stored.
     pub fn max_seq(&self) -> i64 {
-        self.max_seq.load(Ordering::Relaxed)
+        self.max_seq
     }
 
-    /// Learns that `seq` exists (assigned by another node, or found in the store).
+    /// Learns that `seq` exists (found in the store).
     pub fn observe(&mut self, seq: i64) {
-        self.max_seq.fetch_max(seq, Ordering::Relaxed);
+        self.max_seq = self.max_seq.max(seq);
     }
 
     /// True while a message is being written.
@@ -131,33 +133,37 @@ impl Sequencer {
         }
     }
 
-    /// Marks a new message of `(sender, client_id)` in flight and gives it the next ticket.
-    pub fn begin(&mut self, sender: UserId, client_id: &str) -> Ticket {
+    /// Accepts a new message of `(sender, client_id)`: marks it in flight and gives it the next
+    /// ticket and the next seq.
+    pub fn begin(&mut self, sender: UserId, client_id: &str) -> (Ticket, i64) {
         let t = self.next_ticket;
         self.next_ticket += 1;
+        self.max_seq += 1;
         self.remember((sender, client_id.to_owned()), Entry::InFlight(Vec::new()));
-        t
+        (t, self.max_seq)
     }
 
-    /// The next local seq (single node, or Redis unreachable).
-    pub fn next_local(&mut self) -> i64 {
-        self.max_seq.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// Settles `seq` with the writer's answer; returns the answer for the sender and the
-    /// deliveries that are now in order.
-    fn finish(
+    /// Settles ticket `ticket` (the message of `key`) with the writer's answer.
+    pub fn finish(
         &mut self,
-        key: Key,
+        key: (UserId, String),
         ticket: Ticket,
         res: Result<Appended, ChatError>,
         origin: Option<DeviceId>,
-    ) -> (Result<Ack, ChatError>, Vec<Delivery>) {
+    ) -> Settled {
         let waiters = match self.recent.remove(&key) {
             Some(Entry::InFlight(w)) => w,
             _ => Vec::new(),
         };
+        let mut fenced = false;
         let (answer, outcome) = match res {
+            Ok(Appended::Fenced(_)) => {
+                // Another node owns the conversation now: not stored (or not ours to ack). The
+                // client resends to the new owner, which knows what is stored.
+                fenced = true;
+                self.order.retain(|k| k != &key);
+                (Err(ChatError::Unavailable("the conversation moved to another node; resend".into())), None)
+            }
             Ok(appended) => {
                 let rec = appended.record();
                 let ack = Ack { id: rec.client_id.clone(), conv: rec.conv.clone(), seq: rec.seq, ts: rec.ts };
@@ -165,7 +171,7 @@ impl Sequencer {
                 match appended {
                     Appended::Stored(rec) => (Ok(ack), Some((rec, origin))),
                     // Stored long ago under another seq; this seq stays unused.
-                    Appended::Duplicate(_) => (Ok(ack), None),
+                    _ => (Ok(ack), None),
                 }
             }
             Err(e) => {
@@ -177,12 +183,12 @@ impl Sequencer {
             let _ = w.send(answer.clone());
         }
         self.ready.insert(ticket, outcome);
-        let mut out = Vec::new();
+        let mut ready = Vec::new();
         while let Some(next) = self.ready.remove(&self.next_deliver) {
-            out.extend(next);
+            ready.extend(next);
             self.next_deliver += 1;
         }
-        (answer, out)
+        Settled { answer, ready, fenced }
     }
 
     fn remember(&mut self, key: Key, entry: Entry) {
@@ -202,40 +208,27 @@ impl Sequencer {
     }
 }
 
-/// An actor that sequences messages.
+/// An owner that sequences messages.
 pub trait Sequenced: Actor<Context = Context<Self>> {
     /// Its sequencer.
     fn sequencer(&mut self) -> &mut Sequencer;
     /// The node's writer.
     fn writer(&self) -> &MessageWriter;
-    /// Where seqs come from in a cluster (`None`: the local counter).
-    fn seq_source(&self) -> Option<SeqSource>;
-    /// The message store (to re-learn the highest seq after a failed write in a cluster).
+    /// The epoch this owner writes under (`None` on a single node: nothing to fence).
+    fn epoch(&self) -> Option<i64>;
+    /// False once the owner must not write any more (its node's lease lapsed).
+    fn may_write(&self) -> bool;
+    /// The message store (to learn the highest seq again after a failed write).
     fn store(&self) -> Arc<dyn MessageStore>;
     /// Delivers a durable message to its recipients (`origin`: the sending device, skipped).
     fn deliver(&mut self, rec: &MessageRecord, origin: Option<DeviceId>);
-    /// When the actor last handled traffic.
-    fn last_active(&self) -> std::time::Instant;
-}
-
-/// How often an actor checks whether it is idle.
-pub const IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Stops the actor once nothing is in flight and it had no traffic for `idle`.
-pub fn stop_when_idle<A: Sequenced>(ctx: &mut Context<A>, idle: std::time::Duration) {
-    ctx.run_interval(IDLE_CHECK.min(idle), move |act, ctx| {
-        if !act.sequencer().busy() && act.last_active().elapsed() >= idle {
-            ctx.stop();
-        }
-    });
+    /// A write was fenced: another node owns the conversation now; stop acting for it.
+    fn fenced(&mut self, ctx: &mut Context<Self>);
 }
 
 /// The store's highest seq of `conv` and its last [`DEDUP_PRELOAD`] messages, to seed a
 /// [`Sequencer`].
-pub async fn load_tail(
-    store: &dyn crate::store::MessageStore,
-    conv: ConvId,
-) -> Result<(i64, Vec<MessageRecord>), String> {
+pub async fn load_tail(store: &dyn MessageStore, conv: ConvId) -> Result<(i64, Vec<MessageRecord>), String> {
     let max = store.max_seq(conv.clone()).await.map_err(|e| e.to_string())?;
     let recent =
         store.page(conv, schema::message::Page::Before(max + 1), 0, DEDUP_PRELOAD).await.map_err(|e| e.to_string())?;
@@ -251,7 +244,7 @@ pub fn replay<A: Sequenced>(
     match act.sequencer().lookup(sender, client_id) {
         Lookup::Acked(ack) => Some(Box::pin(fut::ready(Ok(ack)))),
         Lookup::Wait(rx) => {
-            let wait = async move { rx.await.unwrap_or_else(|_| Err(ChatError::Unavailable("stopped".into()))) };
+            let wait = async move { rx.await.unwrap_or_else(|_| Err(ChatError::unavailable("stopped"))) };
             Some(Box::pin(wait.into_actor(act)))
         }
         Lookup::New => None,
@@ -260,89 +253,24 @@ pub fn replay<A: Sequenced>(
 
 /// Sequences and persists a new message `rec` (its `seq` is set here) through the writer, then
 /// acks and delivers in order. The caller checked [`replay`] first.
-///
-/// In a cluster the seq comes from Redis. Allocations of one conversation never overlap: the
-/// messages that arrive while one is in flight wait and then take one contiguous range together
-/// (one round trip for a burst), handed out in arrival order — so seqs follow arrival order here,
-/// and interleave with other nodes' seqs without ever repeating.
 pub fn post<A: Sequenced>(
     act: &mut A,
     mut rec: MessageRecord,
     origin: Option<DeviceId>,
 ) -> ResponseActFuture<A, Result<Ack, ChatError>> {
-    let ticket = act.sequencer().begin(rec.sender, &rec.client_id);
-    let Some(source) = act.seq_source() else {
-        rec.seq = act.sequencer().next_local();
-        return write(act, rec, ticket, origin);
-    };
-    let (tx, rx) = oneshot::channel();
-    let sq = act.sequencer();
-    let start = match sq.alloc.lock() {
-        Ok(mut a) => {
-            a.queue.push_back(tx);
-            !std::mem::replace(&mut a.running, true)
-        }
-        Err(_) => false,
-    };
-    if start {
-        // A task of its own, not the actor's context: allocations must go on while the actor
-        // is inside an atomic handler (a group change announcing its system messages).
-        actix::spawn(allocate(sq.alloc.clone(), sq.max_seq.clone(), source, sq.conv.clone()));
+    if !act.may_write() {
+        // Another node may own the conversation by now: nothing is sequenced here.
+        return Box::pin(fut::ready(Err(ChatError::unavailable("this node lost its lease; resend"))));
     }
-    Box::pin(rx.into_actor(act).then(move |seq, act, _| {
-        rec.seq = match seq {
-            Ok(s) => s,
-            Err(_) => act.sequencer().next_local(),
-        };
-        write(act, rec, ticket, origin)
-    }))
-}
-
-/// Serves the allocation queue of a conversation until it is empty: each round takes every
-/// waiting request and one contiguous range for them.
-async fn allocate(alloc: Arc<Mutex<Allocation>>, max: Arc<AtomicI64>, source: SeqSource, conv: ConvId) {
-    loop {
-        let waiters: Vec<oneshot::Sender<i64>> = match alloc.lock() {
-            Ok(mut a) => {
-                if a.queue.is_empty() {
-                    a.running = false;
-                    return;
-                }
-                a.queue.drain(..).collect()
-            }
-            Err(_) => return,
-        };
-        let n = waiters.len() as i64;
-        let floor = max.load(Ordering::Relaxed);
-        match source.next_n(&conv, floor, n).await {
-            Some(last) => {
-                max.fetch_max(last, Ordering::Relaxed);
-                for (i, w) in waiters.into_iter().enumerate() {
-                    let _ = w.send(last - n + 1 + i as i64);
-                }
-            }
-            // Redis is unreachable: go on locally (a collision fails the write, not silently).
-            None => {
-                for w in waiters {
-                    let _ = w.send(max.fetch_add(1, Ordering::Relaxed) + 1);
-                }
-            }
-        }
-    }
-}
-
-fn write<A: Sequenced>(
-    act: &mut A,
-    rec: MessageRecord,
-    ticket: Ticket,
-    origin: Option<DeviceId>,
-) -> ResponseActFuture<A, Result<Ack, ChatError>> {
+    let (ticket, seq) = act.sequencer().begin(rec.sender, &rec.client_id);
+    rec.seq = seq;
     let key = (rec.sender, rec.client_id.clone());
-    let write = act.writer().persist(rec);
+    let write = act.writer().persist(rec, act.epoch());
     Box::pin(write.into_actor(act).map(move |res, act, ctx| {
         let res = res.map_err(ChatError::Unavailable);
-        if res.is_err() && act.seq_source().is_some() {
-            // Maybe another node took this seq while Redis was away: re-learn the store's highest.
+        if res.is_err() {
+            // A store that refused the seq (MongoDB: taken by a message that landed while the
+            // conversation changed hands) is asked for its highest again.
             let (store, conv) = (act.store(), act.sequencer().conv().clone());
             ctx.spawn(async move { store.max_seq(conv).await }.into_actor(act).map(|max, act, _| {
                 if let Ok(max) = max {
@@ -350,10 +278,121 @@ fn write<A: Sequenced>(
                 }
             }));
         }
-        let (answer, ready) = act.sequencer().finish(key, ticket, res, origin);
-        for (rec, origin) in ready {
+        let settled = act.sequencer().finish(key, ticket, res, origin);
+        for (rec, origin) in settled.ready {
             act.deliver(&rec, origin);
         }
-        answer
+        if settled.fenced {
+            act.fenced(ctx);
+        }
+        settled.answer
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use schema::message::MessageKind;
+
+    use super::*;
+
+    fn rec(seq: i64, id: &str) -> MessageRecord {
+        MessageRecord {
+            conv: ConvId("d:1:2".into()),
+            seq,
+            sender: UserId(1),
+            client_id: id.into(),
+            kind: MessageKind::Text,
+            body: Some(id.into()),
+            mentions: vec![],
+            mention_all: false,
+            ts: 10,
+            recalled_at: None,
+        }
+    }
+
+    fn key(id: &str) -> (UserId, String) {
+        (UserId(1), id.to_owned())
+    }
+
+    #[test]
+    fn seqs_continue_after_the_store_and_follow_arrival() {
+        let mut s = Sequencer::new(ConvId("d:1:2".into()));
+        s.seed(41, vec![rec(41, "old")]);
+        assert_eq!(s.begin(UserId(1), "a"), (0, 42));
+        assert_eq!(s.begin(UserId(2), "b"), (1, 43));
+        assert_eq!(s.max_seq(), 43);
+        assert!(s.busy());
+    }
+
+    #[test]
+    fn deliveries_leave_in_ticket_order_when_writes_finish_out_of_order() {
+        let mut s = Sequencer::new(ConvId("d:1:2".into()));
+        let (t1, _) = s.begin(UserId(1), "m1");
+        let (t2, q2) = s.begin(UserId(1), "m2");
+        let (t3, q3) = s.begin(UserId(1), "m3");
+        // The third finishes first: nothing may be delivered yet.
+        let third = s.finish(key("m3"), t3, Ok(Appended::Stored(rec(q3, "m3"))), None);
+        assert_eq!(third.answer.as_ref().map(|a| a.seq), Ok(3));
+        assert!(third.ready.is_empty());
+        // The first fails: it is settled (its seq stays unused), and nothing after it is ready.
+        let first = s.finish(key("m1"), t1, Err(ChatError::unavailable("db")), None);
+        assert!(first.answer.is_err() && first.ready.is_empty());
+        // The second completes: it and the third leave, in order.
+        let second = s.finish(key("m2"), t2, Ok(Appended::Stored(rec(q2, "m2"))), Some(DeviceId(9)));
+        let seqs: Vec<i64> = second.ready.iter().map(|(r, _)| r.seq).collect();
+        assert_eq!(seqs, vec![q2, q3]);
+        assert_eq!(second.ready[0].1, Some(DeviceId(9)), "the sending device travels with its message");
+        assert!(!s.busy());
+    }
+
+    #[test]
+    fn a_resend_is_answered_from_the_window_or_waits_for_the_first_attempt() {
+        let mut s = Sequencer::new(ConvId("d:1:2".into()));
+        s.seed(5, vec![rec(5, "known")]);
+        assert!(matches!(s.lookup(UserId(1), "known"), Lookup::Acked(a) if a.seq == 5));
+        assert!(matches!(s.lookup(UserId(2), "known"), Lookup::New), "client ids are per sender");
+        let (t, q) = s.begin(UserId(1), "fresh");
+        let Lookup::Wait(mut rx) = s.lookup(UserId(1), "fresh") else { panic!("an in-flight id must wait") };
+        let done = s.finish(key("fresh"), t, Ok(Appended::Stored(rec(q, "fresh"))), None);
+        assert_eq!(done.answer.as_ref().map(|a| a.seq), Ok(6));
+        assert_eq!(rx.try_recv().ok().and_then(|r| r.ok()).map(|a| a.seq), Some(6), "the resend gets the same ack");
+        assert!(matches!(s.lookup(UserId(1), "fresh"), Lookup::Acked(a) if a.seq == 6));
+    }
+
+    #[test]
+    fn a_duplicate_is_acked_with_the_original_and_not_delivered_again() {
+        let mut s = Sequencer::new(ConvId("d:1:2".into()));
+        s.seed(100, vec![]);
+        let (t, _) = s.begin(UserId(1), "ancient");
+        let done = s.finish(key("ancient"), t, Ok(Appended::Duplicate(rec(3, "ancient"))), None);
+        assert_eq!(done.answer.map(|a| a.seq), Ok(3));
+        assert!(done.ready.is_empty());
+    }
+
+    #[test]
+    fn a_fenced_write_is_not_acked_and_stops_the_owner() {
+        let mut s = Sequencer::new(ConvId("d:1:2".into()));
+        let (t, q) = s.begin(UserId(1), "late");
+        let done = s.finish(key("late"), t, Ok(Appended::Fenced(rec(q, "late"))), None);
+        assert!(done.fenced);
+        assert!(matches!(done.answer, Err(ChatError::Unavailable(_))));
+        assert!(done.ready.is_empty());
+        assert!(matches!(s.lookup(UserId(1), "late"), Lookup::New), "a resend is not answered from here");
+    }
+
+    #[test]
+    fn the_window_forgets_the_oldest_acked_ids_but_never_one_in_flight() {
+        let mut s = Sequencer::new(ConvId("d:1:2".into()));
+        let (t0, q0) = s.begin(UserId(1), "first");
+        for i in 0..DEDUP_WINDOW + 10 {
+            let id = format!("m{i}");
+            let (t, q) = s.begin(UserId(1), &id);
+            s.finish(key(&id), t, Ok(Appended::Stored(rec(q, &id))), None);
+        }
+        assert!(matches!(s.lookup(UserId(1), "first"), Lookup::Wait(_)), "still in flight, still known");
+        s.finish(key("first"), t0, Ok(Appended::Stored(rec(q0, "first"))), None);
+        assert!(matches!(s.lookup(UserId(1), "m0"), Lookup::New), "the oldest acked ids are forgotten");
+        let last = format!("m{}", DEDUP_WINDOW + 9);
+        assert!(matches!(s.lookup(UserId(1), &last), Lookup::Acked(_)));
+    }
 }

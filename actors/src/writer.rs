@@ -26,13 +26,12 @@ use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use schema::db::conversations::{self, LastMessage};
-use schema::message::{Appended, MessageKind, MessageRecord};
+use schema::message::{Appended, Fence, MessageRecord};
 use tokio::sync::oneshot;
 
 use crate::db::Db;
 use crate::metrics::{inc, Metrics};
-use crate::store::MessageStore;
+use crate::store::{last_messages, MessageStore};
 
 /// Largest batch written at once (well below the SQL parameter limits).
 pub const MAX_BATCH: usize = 512;
@@ -51,7 +50,7 @@ type Waiter = oneshot::Sender<Result<Appended, String>>;
 /// One lane: the messages of its conversations waiting for the next batch.
 #[derive(Default)]
 struct Lane {
-    queue: VecDeque<(MessageRecord, Waiter)>,
+    queue: VecDeque<(MessageRecord, Option<i64>, Waiter)>,
     /// A task is writing this lane's batches.
     flushing: bool,
 }
@@ -94,17 +93,23 @@ impl MessageWriter {
         }
     }
 
-    /// Queues one message; the future resolves when it is durable (or its batch failed). Must be
+    /// Queues one message, sequenced under owner epoch `epoch` (`None` on a single node, where
+    /// nothing is fenced); the future resolves when it is durable, fenced (its conversation has
+    /// a newer owner: [`Appended::Fenced`], not stored) or its batch failed. Must be
     /// called on an actix arbiter (an actor's thread): an idle lane's task starts there and lives
     /// on that arbiter (the node's chat arbiters run as long as the node). Should that arbiter
     /// stop first, the lane's queued messages are answered with an error and the lane restarts
     /// with the next message ([`LaneGuard`]).
-    pub fn persist(&self, rec: MessageRecord) -> impl Future<Output = Result<Appended, String>> + 'static {
+    pub fn persist(
+        &self,
+        rec: MessageRecord,
+        epoch: Option<i64>,
+    ) -> impl Future<Output = Result<Appended, String>> + 'static {
         let (tx, rx) = oneshot::channel();
         let lane = rec.conv.slot(self.inner.lanes.len());
         let start = {
             let mut l = lock(&self.inner.lanes[lane]);
-            l.queue.push_back((rec, tx));
+            l.queue.push_back((rec, epoch, tx));
             !std::mem::replace(&mut l.flushing, true)
         };
         if start {
@@ -190,7 +195,7 @@ fn run_lane(inner: Arc<Inner>, lane: usize) -> impl Future<Output = ()> {
 async fn lane_batches(mut guard: LaneGuard) {
     let (inner, lane) = (guard.inner.clone(), guard.lane);
     loop {
-        let (records, waiters): (Vec<MessageRecord>, Vec<Waiter>) = {
+        let queued: Vec<(MessageRecord, Option<i64>, Waiter)> = {
             let mut l = lock(&inner.lanes[lane]);
             if l.queue.is_empty() {
                 l.flushing = false;
@@ -198,18 +203,21 @@ async fn lane_batches(mut guard: LaneGuard) {
                 break;
             }
             let n = l.queue.len().min(MAX_BATCH);
-            l.queue.drain(..n).unzip()
+            l.queue.drain(..n).collect()
         };
+        let (records, fences, waiters) = fence_batch(queued);
         let n = records.len();
         inner.metrics.store_batch_size.observe(n as f64);
         let last = last_messages(&records);
         let started = std::time::Instant::now();
-        let res = inner.store.append_with_summaries(records, last, inner.db.clone()).await;
+        let res = inner.store.append_with_summaries(records, last, fences, inner.db.clone()).await;
         inner.metrics.store_latency.observe(started.elapsed().as_secs_f64());
         match res {
             Ok(results) => {
                 let stored = results.iter().filter(|r| matches!(r, Appended::Stored(_))).count() as u64;
+                let fenced = results.iter().filter(|r| matches!(r, Appended::Fenced(_))).count() as u64;
                 inner.metrics.messages_persisted.fetch_add(stored, Ordering::Relaxed);
+                inner.metrics.fenced_writes.fetch_add(fenced, Ordering::Relaxed);
                 for (w, r) in waiters.into_iter().zip(results) {
                     let _ = w.send(Ok(r));
                 }
@@ -231,26 +239,28 @@ async fn lane_batches(mut guard: LaneGuard) {
     // `guard` wakes the idle waiters as it goes out of scope.
 }
 
-/// The newest message of each conversation in a batch.
-fn last_messages(records: &[MessageRecord]) -> Vec<LastMessage> {
-    let mut by_conv: HashMap<&str, &MessageRecord> = HashMap::new();
-    for r in records {
-        let e = by_conv.entry(r.conv.as_str()).or_insert(r);
-        if r.seq > e.seq {
-            *e = r;
+/// Splits queued messages into the batch, its fences (one epoch per conversation) and the
+/// waiters. Should one conversation's messages carry two epochs (a message of an owner that was
+/// replaced on this node, queued behind its successor's), the newest epoch is the batch's, and
+/// the older messages are answered `Fenced` at once without being written.
+fn fence_batch(queued: Vec<(MessageRecord, Option<i64>, Waiter)>) -> (Vec<MessageRecord>, Vec<Fence>, Vec<Waiter>) {
+    let mut newest: HashMap<schema::ConvId, i64> = HashMap::new();
+    for (rec, epoch, _) in &queued {
+        if let Some(e) = epoch {
+            let slot = newest.entry(rec.conv.clone()).or_insert(*e);
+            *slot = (*slot).max(*e);
         }
     }
-    by_conv
-        .into_values()
-        .map(|r| LastMessage {
-            conv: r.conv.0.clone(),
-            seq: r.seq,
-            ts: r.ts,
-            sender: r.sender.0,
-            preview: match r.kind {
-                MessageKind::Text => r.body.as_deref().map(conversations::preview),
-                MessageKind::System => None,
-            },
-        })
-        .collect()
+    let mut records = Vec::with_capacity(queued.len());
+    let mut waiters = Vec::with_capacity(queued.len());
+    for (rec, epoch, w) in queued {
+        if epoch.is_some_and(|e| newest.get(&rec.conv).is_some_and(|n| *n > e)) {
+            let _ = w.send(Ok(Appended::Fenced(rec)));
+            continue;
+        }
+        records.push(rec);
+        waiters.push(w);
+    }
+    let fences = newest.into_iter().map(|(conv, epoch)| Fence { conv, epoch }).collect();
+    (records, fences, waiters)
 }

@@ -693,7 +693,12 @@ async fn summaries_case(store: Arc<dyn MessageStore>, db: Db, atomic: bool) -> T
     let a2 = text(&a, 2, 2, "a2", "reply from 2");
     let b1 = text(&b, 1, 1, "b1", "hello b");
     let res = store
-        .append_with_summaries(vec![a1.clone(), a2.clone(), b1.clone()], vec![last_of(&a2), last_of(&b1)], db.clone())
+        .append_with_summaries(
+            vec![a1.clone(), a2.clone(), b1.clone()],
+            vec![last_of(&a2), last_of(&b1)],
+            vec![],
+            db.clone(),
+        )
         .await?;
     assert_eq!(res, stored(&[a1.clone(), a2.clone(), b1.clone()]));
 
@@ -717,13 +722,13 @@ async fn summaries_case(store: Arc<dyn MessageStore>, db: Db, atomic: bool) -> T
 
     // An older summary (a batch that completed late) does not move it back.
     let stale = LastMessage { preview: Some("stale".into()), ..last_of(&a1) };
-    store.append_with_summaries(vec![], vec![stale], db.clone()).await?;
+    store.append_with_summaries(vec![], vec![stale], vec![], db.clone()).await?;
     assert_eq!(summary(&a).await?.ok_or("no summary of a")?.last_seq, 2);
 
     // A failing batch (seq clash): the summary stays where it was when both are one transaction.
     let clash = text(&a, 2, 1, "other", "claims seq 2");
     let a3 = text(&a, 3, 1, "a3", "third");
-    let res = store.append_with_summaries(vec![clash, a3.clone()], vec![last_of(&a3)], db.clone()).await;
+    let res = store.append_with_summaries(vec![clash, a3.clone()], vec![last_of(&a3)], vec![], db.clone()).await;
     assert!(res.is_err(), "a seq clash must fail the batch, got {res:?}");
     if atomic {
         let sa = summary(&a).await?.ok_or("no summary of a")?;

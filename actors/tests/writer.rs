@@ -76,7 +76,7 @@ async fn many_from_two_arbiters(scratch: ScratchDb, lanes: usize) -> TestResult 
                 .map(|(c, seq)| {
                     let rec = text(&c, seq, 1000, &format!("{}-{seq}", c.0));
                     let expected = rec.clone();
-                    w.persist(rec).map(move |r| (expected, r))
+                    w.persist(rec, None).map(move |r| (expected, r))
                 })
                 .collect();
             let _ = tx.send(join_all(pending).await);
@@ -119,7 +119,7 @@ async fn many_from_two_arbiters(scratch: ScratchDb, lanes: usize) -> TestResult 
 
     // The same client ids again (new seqs): every one is a duplicate answered with the original.
     let again: Vec<_> =
-        all.iter().map(|c| writer.persist(text(c, PER_CONV + 1, 1000, &format!("{}-1", c.0)))).collect();
+        all.iter().map(|c| writer.persist(text(c, PER_CONV + 1, 1000, &format!("{}-1", c.0)), None)).collect();
     for (c, res) in all.iter().zip(join_all(again).await) {
         match res {
             Ok(Appended::Duplicate(r)) => assert_eq!((r.conv.clone(), r.seq), (c.clone(), 1)),
@@ -147,7 +147,7 @@ async fn flush_returns_once_everything_queued_is_written() -> TestResult {
     writer.flush().await;
     let c = conv(1);
     let mut pending: Vec<_> =
-        (1..=300).map(|seq| writer.persist(text(&c, seq, 1000, &format!("f-{seq}"))).boxed()).collect();
+        (1..=300).map(|seq| writer.persist(text(&c, seq, 1000, &format!("f-{seq}")), None).boxed()).collect();
     assert!(writer.stats().queued > 0, "nothing queued");
     writer.flush().await;
     let stats = writer.stats();
@@ -167,17 +167,17 @@ async fn a_failed_batch_answers_each_message_and_the_lane_goes_on() -> TestResul
     let scratch = ScratchDb::sqlite();
     let (writer, store, _) = open(&scratch, 1)?;
     let c = conv(2);
-    assert!(matches!(writer.persist(text(&c, 1, 1000, "first")).await, Ok(Appended::Stored(_))));
+    assert!(matches!(writer.persist(text(&c, 1, 1000, "first"), None).await, Ok(Appended::Stored(_))));
     // Seq 1 again under another client id (a sequencing clash): the whole batch fails, and each
     // of its messages is told so.
-    let clash = writer.persist(text(&c, 1, 1000, "clash"));
-    let neighbour = writer.persist(text(&c, 2, 1000, "neighbour"));
+    let clash = writer.persist(text(&c, 1, 1000, "clash"), None);
+    let neighbour = writer.persist(text(&c, 2, 1000, "neighbour"), None);
     let (clash, neighbour) = futures_util::join!(clash, neighbour);
     assert!(clash.is_err(), "{clash:?}");
     assert!(neighbour.is_err(), "{neighbour:?}");
     assert_eq!(writer.stats().failures, 1);
     // The lane is not stuck: the next message is stored.
-    assert!(matches!(writer.persist(text(&c, 2, 1000, "after")).await, Ok(Appended::Stored(_))));
+    assert!(matches!(writer.persist(text(&c, 2, 1000, "after"), None).await, Ok(Appended::Stored(_))));
     let seqs: Vec<(i64, String)> =
         store.page(c, Page::After(0), 0, 10).await?.into_iter().map(|m| (m.seq, m.client_id)).collect();
     assert_eq!(seqs, vec![(1, "first".to_owned()), (2, "after".to_owned())]);
@@ -197,7 +197,7 @@ async fn a_lane_whose_arbiter_stops_answers_its_queue_and_starts_again() -> Test
     let cv = c.clone();
     arbiter.spawn(async move {
         let pending: Vec<_> = (1..=3 * actors::writer::MAX_BATCH as i64)
-            .map(|seq| w.persist(text(&cv, seq, 1000, &format!("s-{seq}"))))
+            .map(|seq| w.persist(text(&cv, seq, 1000, &format!("s-{seq}")), None))
             .collect();
         let _ = tx.send(pending);
         actix::Arbiter::current().stop();
@@ -216,7 +216,7 @@ async fn a_lane_whose_arbiter_stops_answers_its_queue_and_starts_again() -> Test
     // The lane is not left busy: a message from here starts a new task and is stored after
     // whatever was committed.
     let next = store.max_seq(c.clone()).await? + 1;
-    let res = tokio::time::timeout(Duration::from_secs(20), writer.persist(text(&c, next, 1000, "after-stop")))
+    let res = tokio::time::timeout(Duration::from_secs(20), writer.persist(text(&c, next, 1000, "after-stop"), None))
         .await
         .map_err(|_| "the lane stayed busy after its arbiter stopped")?;
     assert!(matches!(res, Ok(Appended::Stored(_))), "{res:?}");

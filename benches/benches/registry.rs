@@ -11,10 +11,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, Addr, Context, Handler};
+use actix::{Actor, Addr, AsyncContext, Context, Handler};
+use actors::cluster::outbox::Outbox;
 use actors::db::Db;
+use actors::delivery::{DeliverToUser, DeliverToUsers, GetStats, Kick, Push, Register, SessionHandle};
 use actors::presence::Presence;
-use actors::registry::{DeliverToUser, DeliverToUsers, GetStats, Kick, Push, Register, SessionHandle, SessionRegistry};
+use actors::registry::SessionRegistry;
 use bytestring::ByteString;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use schema::db::scratch::ScratchDb;
@@ -74,8 +76,9 @@ async fn setup(n: u64) -> Setup {
     if let Err(e) = db.migrate() {
         panic!("migrating {}: {e}", scratch.url);
     }
-    let presence = Presence::new(Db::start(db, 1)).start();
-    let registry = SessionRegistry::new(presence).start();
+    let presence_ctx: Context<Presence> = Context::new();
+    let registry = SessionRegistry::new(presence_ctx.address().recipient(), Outbox::none()).start();
+    presence_ctx.run(Presence::new(Db::start(db, 1), registry.clone().recipient(), None));
     let (pushes, kicks) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     for u in 1..=n {
         let addr = FakeSession { pushes: pushes.clone(), kicks: kicks.clone() }.start();

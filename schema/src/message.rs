@@ -66,15 +66,32 @@ pub enum Appended {
     Stored(MessageRecord),
     /// The same (conv, sender, client id) was stored before; this is that message.
     Duplicate(MessageRecord),
+    /// Not stored (or, on a store without transactions, stored but not to be acked): the
+    /// conversation has a newer owner than the one that wrote it ([`Fence`]). This is the
+    /// message as it was given.
+    Fenced(MessageRecord),
 }
 
 impl Appended {
-    /// The message that is durable for this client id.
+    /// The message this outcome is about: for `Stored` and `Duplicate` the one that is durable
+    /// for its client id.
     pub fn record(&self) -> &MessageRecord {
         match self {
-            Appended::Stored(m) | Appended::Duplicate(m) => m,
+            Appended::Stored(m) | Appended::Duplicate(m) | Appended::Fenced(m) => m,
         }
     }
+}
+
+/// The owner epoch a batch's messages of one conversation were sequenced under. The store
+/// writes them only while that is still the conversation's epoch in the SQL database
+/// (`entity_owners`), in the same transaction as the check, so an owner that lost the
+/// conversation to another node (paused, partitioned, its lease expired) can never write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The conversation.
+    pub conv: ConvId,
+    /// The writer's epoch for it.
+    pub epoch: i64,
 }
 
 /// Which page of a conversation to read.

@@ -96,11 +96,12 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
             node_ttl: Duration::from_secs(settings.cluster.node_ttl_secs),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             namespace: settings.cluster.namespace.clone(),
+            request_timeout: Duration::from_millis(settings.cluster.request_timeout_ms),
         },
         Arc::new(Metrics::default()),
     )
     .map_err(|e| anyhow::anyhow!("cluster.redis_url: {e}"))?;
-    let events = Events::new(hub.sessions.clone(), hub.conversations.clone());
+    let events = Events::new(hub.sessions.clone().recipient(), hub.entities.clone());
     let state = web::Data::new(AppState { settings: settings.clone(), db, store, clock, hub, events, dummy_hash });
 
     let max_body = settings.server.max_body_bytes;

@@ -107,6 +107,10 @@ pub struct ServerSection {
     pub max_body_bytes: usize,
     /// Seconds to let in-flight requests finish at shutdown.
     pub shutdown_timeout_secs: u64,
+    /// Seconds a node keeps serving HTTP after SIGTERM, answering `/readyz` with 503
+    /// `draining`, before it closes its listener: load balancers see it drain and take it out
+    /// of rotation instead of meeting refused connections (0-300).
+    pub drain_grace_secs: u64,
 }
 
 impl Default for ServerSection {
@@ -117,6 +121,7 @@ impl Default for ServerSection {
             workers: 0,
             max_body_bytes: 64 * 1024,
             shutdown_timeout_secs: 10,
+            drain_grace_secs: 5,
         }
     }
 }
@@ -202,6 +207,9 @@ pub struct ClusterSection {
     /// Prefix of every Redis key and pub/sub channel of this cluster, so that several clusters
     /// can share one Redis (`[A-Za-z0-9_-]`).
     pub namespace: String,
+    /// How long a command waits for the owner of its conversation on another node before the
+    /// client is told `unavailable` (and resends), milliseconds (100-60000).
+    pub request_timeout_ms: u64,
 }
 
 impl Default for ClusterSection {
@@ -212,6 +220,7 @@ impl Default for ClusterSection {
             heartbeat_secs: 2,
             node_ttl_secs: 10,
             namespace: "im".into(),
+            request_timeout_ms: 5_000,
         }
     }
 }
@@ -305,6 +314,12 @@ impl Settings {
         let bad = |key, reason: &str| Err(ConfigError::Invalid { key, reason: reason.to_owned() });
         if self.server.bind.parse::<std::net::SocketAddr>().is_err() && !self.server.bind.contains(':') {
             return bad("server.bind", "expected host:port");
+        }
+        if self.server.drain_grace_secs > 300 {
+            return bad("server.drain_grace_secs", "must be at most 300");
+        }
+        if !(100..=60_000).contains(&self.cluster.request_timeout_ms) {
+            return bad("cluster.request_timeout_ms", "must be between 100 and 60000");
         }
         if self.server.max_body_bytes < 1024 {
             return bad("server.max_body_bytes", "must be at least 1024");

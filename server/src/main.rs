@@ -42,15 +42,23 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     log::info!("listening on http://{}", running.addr);
     let handle = running.handle.clone();
     let hub = running.state.hub.clone();
+    let grace = std::time::Duration::from_secs(running.state.settings.server.drain_grace_secs);
     actix_web::rt::spawn(async move {
         wait_for_signal().await;
         log::info!("shutdown signal received, draining");
         // Not ready any more, no new sessions; every client is told to reconnect (1012) and
-        // catches up with `sync` on another node. Writes already queued are flushed (acks are
-        // only ever sent for durable messages), then presence is cleared and the node leaves.
+        // catches up with `sync` on another node; the conversations owned here are handed over
+        // (their owners finish their writes first: acks are only ever sent for durable
+        // messages). Writes still queued are flushed.
         let n = hub.drain_self().await;
         log::info!("asked {n} sessions to reconnect");
         hub.writer.flush().await;
+        // The listener stays open meanwhile: `/readyz` answers 503 `draining`, so load
+        // balancers take the node out of rotation rather than meeting refused connections.
+        if !grace.is_zero() {
+            log::info!("serving 503 draining for {grace:?} before closing the listener");
+            actix_web::rt::time::sleep(grace).await;
+        }
         hub.leave_cluster().await;
         handle.stop(true).await;
     });

@@ -15,21 +15,16 @@
 //!   of `ws.max_outbound_bytes`; a client that does not read is disconnected (1008,
 //!   `slow_consumer`) instead of growing server memory.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Handler, Message, StreamHandler, WrapFuture};
+use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Handler, StreamHandler, WrapFuture};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
-use actors::conversation::{
-    ChatError, ConversationActor, GetConversation, GetGroup, MarkDelivered, MarkRead, PostMessage, RecallMessage,
-    Route, Typing,
-};
-use actors::group::GroupActor;
+use actors::command::{ChatError, Command, Outcome, Reply};
+use actors::delivery::{DeliverToUser, Kick, KickReason, Push, Register, SessionHandle, Unregister};
 use actors::hub::Hub;
-use actors::registry::{DeliverToUser, Kick, KickReason, Push, Register, SessionHandle, Unregister};
 use futures_util::StreamExt;
 use schema::db::conversations;
 use schema::message::Page;
@@ -115,7 +110,6 @@ pub async fn connect(
         bucket: TokenBucket::new(state.settings.ws.frames_per_sec, state.settings.ws.burst),
         refusals: 0,
         in_flight: 0,
-        actors: HashMap::new(),
         dropped: Arc::new(AtomicBool::new(false)),
         outbound: outbound.clone(),
         closing: false,
@@ -146,9 +140,6 @@ pub struct WsSession {
     dropped: Arc<AtomicBool>,
     /// Sends waiting for their ack (admission control: a session cannot pile up unbounded work).
     in_flight: usize,
-    /// The actors of the conversations this session used lately: its frames go straight to
-    /// them, not through the conversation registry (one mailbox hop instead of three).
-    actors: HashMap<ConvId, ConvAddr>,
     /// Encoded bytes handed to the connection and not yet taken by the socket writer.
     outbound: Arc<AtomicUsize>,
     closing: bool,
@@ -248,7 +239,7 @@ impl WsSession {
                 if matches!(kind, ConvKind::Direct(..)) && (!mentions.is_empty() || mention_all) {
                     return self.error(ctx, "mentions_not_allowed", "mentions are for group chats", Some(id));
                 }
-                let msg = PostMessage {
+                let cmd = Command::Post {
                     sender: self.user,
                     device: self.device,
                     client_id: id.clone(),
@@ -257,45 +248,31 @@ impl WsSession {
                     mention_all,
                 };
                 self.in_flight += 1;
-                self.route(ctx, conv, msg, move |act, res, ctx| {
+                self.route(ctx, conv, cmd, move |act, res, ctx| {
                     act.in_flight = act.in_flight.saturating_sub(1);
-                    match res.and_then(|r| r) {
-                        Ok(ack) => act.send_frame(
+                    match res {
+                        Ok(Reply::Acked(ack)) => act.send_frame(
                             ctx,
                             &ServerFrame::Ack { id: ack.id, conv: ack.conv, seq: ack.seq, ts: ack.ts },
                         ),
+                        Ok(Reply::Done) => {}
                         Err(e) => act.chat_error(ctx, &e, Some(id)),
                     }
                 });
             }
             ClientFrame::Delivered { conv, seq } => {
                 if self.check_conv(&conv, None, ctx).is_some() {
-                    let msg = MarkDelivered { user: self.user, seq };
-                    self.route(ctx, conv, msg, |act, res, ctx| {
-                        if let Err(e) = res {
-                            act.chat_error(ctx, &e, None);
-                        }
-                    });
+                    self.route(ctx, conv, Command::Delivered { user: self.user, seq }, Self::report);
                 }
             }
             ClientFrame::Read { conv, seq } => {
                 if self.check_conv(&conv, None, ctx).is_some() {
-                    let msg = MarkRead { user: self.user, device: self.device, seq };
-                    self.route(ctx, conv, msg, |act, res, ctx| {
-                        if let Err(e) = res.and_then(|r| r) {
-                            act.chat_error(ctx, &e, None);
-                        }
-                    });
+                    self.route(ctx, conv, Command::Read { user: self.user, device: self.device, seq }, Self::report);
                 }
             }
             ClientFrame::Recall { conv, seq } => {
                 if self.check_conv(&conv, None, ctx).is_some() {
-                    let msg = RecallMessage { user: self.user, seq };
-                    self.route(ctx, conv, msg, |act, res, ctx| {
-                        if let Err(e) = res.and_then(|r| r) {
-                            act.chat_error(ctx, &e, None);
-                        }
-                    });
+                    self.route(ctx, conv, Command::Recall { user: self.user, seq }, Self::report);
                 }
             }
             ClientFrame::Delete { conv, seq } => {
@@ -312,12 +289,7 @@ impl WsSession {
             }
             ClientFrame::Typing { conv } => {
                 if self.check_conv(&conv, None, ctx).is_some() {
-                    let msg = Typing { user: self.user };
-                    self.route(ctx, conv, msg, |act, res, ctx| {
-                        if let Err(e) = res.and_then(|r| r) {
-                            act.chat_error(ctx, &e, None);
-                        }
-                    });
+                    self.route(ctx, conv, Command::Typing { user: self.user }, Self::report);
                 }
             }
             ClientFrame::Sync { conv, after_seq, limit } => {
@@ -345,52 +317,22 @@ impl WsSession {
         }
     }
 
-    /// Sends `msg` to the actor of `conv` and hands the answer to `done`. The actor's address
-    /// comes from this session's cache; the first frame for a conversation asks the registry
-    /// (which starts the actor if needed) and holds the session's later frames until it has the
-    /// address, so one session's frames reach the actor in the order they were sent.
-    fn route<M, F>(&mut self, ctx: &mut Ctx, conv: ConvId, msg: M, done: F)
+    /// Sends `cmd` to the owner of `conv` (on this node or another) and hands the answer to
+    /// `done`. The command is queued at once, so one session's frames reach the owner in the
+    /// order they were sent.
+    fn route<F>(&mut self, ctx: &mut Ctx, conv: ConvId, cmd: Command, done: F)
     where
-        M: Message + Send + 'static,
-        M::Result: Send,
-        ConversationActor: Handler<M>,
-        GroupActor: Handler<M>,
-        F: FnOnce(&mut Self, Result<M::Result, ChatError>, &mut Ctx) + 'static,
+        F: FnOnce(&mut Self, Outcome, &mut Ctx) + 'static,
     {
-        if let Some(addr) = self.actors.get(&conv).filter(|a| a.connected()).cloned() {
-            ctx.spawn(addr.send(msg).into_actor(self).map(move |res, act, ctx| done(act, res, ctx)));
-            return;
+        let answer = self.hub.route(conv, cmd);
+        ctx.spawn(answer.into_actor(self).map(move |res, act, ctx| done(act, res, ctx)));
+    }
+
+    /// Reports a refusal of a command that answers nothing when it succeeds.
+    fn report(&mut self, res: Outcome, ctx: &mut Ctx) {
+        if let Err(e) = res {
+            self.chat_error(ctx, &e, None);
         }
-        self.actors.remove(&conv);
-        let hub = self.hub.clone();
-        let c = conv.clone();
-        let lookup = async move {
-            let unavailable = |e: actix::MailboxError| ChatError::Unavailable(e.to_string());
-            match c.kind() {
-                Some(ConvKind::Group(_)) => {
-                    hub.conversations.send(GetGroup { conv: c }).await.map_err(unavailable)?.map(ConvAddr::Group)
-                }
-                _ => hub
-                    .conversations
-                    .send(GetConversation { conv: c })
-                    .await
-                    .map_err(unavailable)?
-                    .map(ConvAddr::Direct),
-            }
-        };
-        ctx.wait(lookup.into_actor(self).map(move |res, act, ctx| match res {
-            Ok(addr) => {
-                if act.actors.len() >= MAX_CACHED_ACTORS {
-                    act.actors.retain(|_, a| a.connected());
-                    if act.actors.len() >= MAX_CACHED_ACTORS {
-                        act.actors.clear();
-                    }
-                }
-                act.actors.insert(conv, addr.clone());
-                ctx.spawn(addr.send(msg).into_actor(act).map(move |res, act, ctx| done(act, res, ctx)));
-            }
-            Err(e) => done(act, Err(e), ctx),
-        }));
     }
 
     fn chat_error(&mut self, ctx: &mut Ctx, e: &ChatError, id: Option<String>) {
@@ -398,59 +340,6 @@ impl WsSession {
             log::warn!("session {} of user {}: {cause}", self.id, self.user);
         }
         self.error(ctx, e.code(), e.to_string(), id);
-    }
-}
-
-/// Sends `msg` to the actor of `conv` (a conversation or a group actor) through the registry,
-/// which starts the actor if needed and keeps the order of one session's frames.
-pub async fn call<M>(hub: &Hub, conv: ConvId, msg: M) -> Result<M::Result, ChatError>
-where
-    M: Message + Send + 'static,
-    M::Result: Send,
-    ConversationActor: Handler<M>,
-    GroupActor: Handler<M>,
-{
-    hub.conversations.send(Route { conv, msg }).await.map_err(|e| ChatError::Unavailable(e.to_string()))?
-}
-
-/// Conversations whose actor address a session keeps (a chat client has a handful open).
-const MAX_CACHED_ACTORS: usize = 32;
-
-/// The actor of a 1:1 conversation or of a group.
-#[derive(Clone)]
-enum ConvAddr {
-    Direct(actix::Addr<ConversationActor>),
-    Group(actix::Addr<GroupActor>),
-}
-
-impl ConvAddr {
-    fn connected(&self) -> bool {
-        match self {
-            ConvAddr::Direct(a) => a.connected(),
-            ConvAddr::Group(a) => a.connected(),
-        }
-    }
-
-    /// Sends `msg`; a stopped actor answers `unavailable` (the client resends; the next frame
-    /// looks the actor up again).
-    fn send<M>(&self, msg: M) -> futures_util::future::BoxFuture<'static, Result<M::Result, ChatError>>
-    where
-        M: Message + Send + 'static,
-        M::Result: Send,
-        ConversationActor: Handler<M>,
-        GroupActor: Handler<M>,
-    {
-        let unavailable = |e: actix::MailboxError| ChatError::Unavailable(e.to_string());
-        match self {
-            ConvAddr::Direct(a) => {
-                let req = a.send(msg);
-                Box::pin(async move { req.await.map_err(unavailable) })
-            }
-            ConvAddr::Group(a) => {
-                let req = a.send(msg);
-                Box::pin(async move { req.await.map_err(unavailable) })
-            }
-        }
     }
 }
 

@@ -1,20 +1,29 @@
 //! The cluster: what one node knows about the others, and the Redis link between them.
 //!
-//! Without `cluster.redis_url` a node is alone: [`Cluster`] answers from the node's own registry
-//! and nothing leaves the process. With it, the node joins the cluster through Redis:
+//! Without `cluster.redis_url` a node is alone and nothing here runs: the outbox publishes
+//! nothing and every conversation is owned locally. With it, the node joins the cluster
+//! through Redis:
 //!
-//! - [`bus`]: the `ClusterBus` — pub/sub envelopes between nodes (per user, per group, per node,
-//!   and cluster-wide), with interest-based subscriptions and pipelined publishes;
-//! - [`presence`]: who is online where (a hash per user, node liveness keys with a TTL), and the
-//!   reaping of dead nodes' sessions;
-//! - [`seq`]: conversation sequence numbers from Redis (`INCR` with a floor seeded from the store).
+//! - [`envelope`]: the typed wire envelope of the bus (header line + frames);
+//! - [`outbox`]: publishing envelopes (one queue, one pipelined publisher task);
+//! - [`subscriber`]: the dedicated pub/sub connection: this node's channel, the cluster-wide
+//!   channel and one channel per locally connected user; dispatches what arrives;
+//! - [`presence`]: who is online where (a hash per user, node liveness keys with a TTL), the
+//!   heartbeat that keeps this node's lease, and the reaping of dead nodes' sessions;
+//! - [`directory`]: which node owns each conversation (records in Redis under the node leases)
+//!   and the fencing epochs in SQL;
+//! - [`view`]: the live nodes as this node sees them, and its own lease.
 //!
-//! Redis being unreachable degrades a node, it never stops it: local delivery and persistence go
-//! on, the bus reconnects with backoff and re-subscribes, and clients catch up with `sync`.
+//! Redis being unreachable degrades a node, it never stops it: the node stops acting as owner
+//! under a lease it cannot renew, then owns what its own sessions need under SQL fencing alone;
+//! the subscriber reconnects with backoff and re-subscribes, and clients catch up with `sync`.
 
-pub mod bus;
+pub mod directory;
+pub mod envelope;
+pub mod outbox;
 pub mod presence;
-pub mod seq;
+pub mod subscriber;
+pub mod view;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -39,6 +48,8 @@ pub struct ClusterSettings {
     pub version: String,
     /// Prefix of every Redis key and channel of this cluster.
     pub namespace: String,
+    /// How long a command waits for an owner on another node.
+    pub request_timeout: Duration,
 }
 
 /// One node as the admin API shows it.
@@ -179,10 +190,6 @@ impl Keys {
     pub fn user_channel(&self, u: schema::UserId) -> String {
         format!("{}:u:{}", self.ns, u.0)
     }
-    /// Channel of a group (subscribed by the nodes with an online member).
-    pub fn group_channel(&self, conv: &str) -> String {
-        format!("{}:g:{conv}", self.ns)
-    }
     /// Control channel of one node.
     pub fn node_channel(&self, node: &str) -> String {
         format!("{}:n:{node}", self.ns)
@@ -211,9 +218,9 @@ impl Keys {
     pub fn nodes(&self) -> String {
         format!("{}:nodes", self.ns)
     }
-    /// A conversation's last assigned seq.
-    pub fn seq(&self, conv: &str) -> String {
-        format!("{}:seq:{conv}", self.ns)
+    /// A conversation's owner record: `node|epoch` ([`directory`]).
+    pub fn owner(&self, conv: &str) -> String {
+        format!("{}:own:{conv}", self.ns)
     }
     /// Lock held by the node that reaps a dead node.
     pub fn reap_lock(&self, node: &str) -> String {

@@ -15,19 +15,25 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use deadpool_redis::redis;
-use schema::{DeviceId, UserId};
+use schema::db::groups as gq;
+use schema::{ConvId, UserId};
 use tokio::sync::mpsc;
 
-use super::bus::{BusOut, ClusterBus};
+use super::directory::Directory;
+use super::outbox::Outbox;
+use super::subscriber::Interest;
+use super::view::{Lease, NodeView};
 use super::{NodeInfo, NodeSelf, RedisState, SessionInfo};
+use crate::command::Command;
+use crate::db::Db;
+use crate::delivery::{GetStats, KickReason, ListAllSessions, PresenceChanged, SessionChange};
+use crate::entity::Entities;
 use crate::metrics::Metrics;
-use crate::presence::{Presence, PresenceChanged};
-use crate::registry::{GetStats, KickReason, ListAllSessions, SessionRegistry};
 
 const UP: &str = r"
 local prev = redis.call('HGET', KEYS[1], ARGV[1])
@@ -51,36 +57,42 @@ end
 return redis.call('HVALS', KEYS[1])
 ";
 
-/// A presence change of a local session.
-#[derive(Debug)]
-pub enum PresenceOp {
-    Up { user: UserId, device: DeviceId, since: i64 },
-    Down { user: UserId, device: DeviceId, since: i64, last_local: bool },
-}
-
-/// Queue of presence operations (run in order by the presence task).
+/// Queue of session changes (run in order by the presence task).
 #[derive(Clone)]
 pub struct PresenceTracker {
-    tx: mpsc::UnboundedSender<PresenceOp>,
+    tx: mpsc::UnboundedSender<SessionChange>,
 }
 
 impl PresenceTracker {
-    /// Queues an operation.
-    pub fn push(&self, op: PresenceOp) {
+    /// Queues a change.
+    pub fn push(&self, op: SessionChange) {
         let _ = self.tx.send(op);
     }
 }
 
-/// Reads and maintains cluster presence.
+/// What the presence task acts on besides Redis.
+#[derive(Clone)]
+pub struct Links {
+    /// Kicks of a device replaced on another node.
+    pub outbox: Outbox,
+    /// The user channels this node subscribes to.
+    pub interest: Interest,
+    /// Owners of a user's groups are told where the user is online.
+    pub entities: Entities,
+    pub directory: Directory,
+    pub db: Db,
+}
+
+/// Reads and maintains cluster presence, and keeps the node's lease.
 #[derive(Clone)]
 pub struct ClusterPresence {
     pool: deadpool_redis::Pool,
     me: Arc<NodeSelf>,
-    alive: Arc<RwLock<HashSet<String>>>,
-    presence: Addr<Presence>,
+    view: Arc<NodeView>,
+    lease: Arc<Lease>,
+    announce: Recipient<PresenceChanged>,
     metrics: Arc<Metrics>,
     heartbeat: Duration,
-    ttl: Duration,
 }
 
 fn value_of(node: &str, since: i64) -> String {
@@ -92,46 +104,49 @@ fn node_of(value: &str) -> &str {
 }
 
 impl ClusterPresence {
-    /// Presence over `pool` for node `me`.
+    /// Presence over `pool` for node `me`; online/offline decisions go to `announce`.
     pub fn new(
         pool: deadpool_redis::Pool,
         me: Arc<NodeSelf>,
-        presence: Addr<Presence>,
+        view: Arc<NodeView>,
+        lease: Arc<Lease>,
+        announce: Recipient<PresenceChanged>,
         metrics: Arc<Metrics>,
         heartbeat: Duration,
-        ttl: Duration,
     ) -> Self {
-        let alive = Arc::new(RwLock::new(HashSet::from([me.id.clone()])));
-        ClusterPresence { pool, me, alive, presence, metrics, heartbeat, ttl }
-    }
-
-    fn is_alive(&self, node: &str) -> bool {
-        node == self.me.id || self.alive.read().map(|a| a.contains(node)).unwrap_or(false)
+        ClusterPresence { pool, me, view, lease, announce, metrics, heartbeat }
     }
 
     fn live_count(&self, values: &[String]) -> usize {
-        values.iter().filter(|v| self.is_alive(node_of(v))).count()
+        values.iter().filter(|v| self.view.alive(node_of(v))).count()
     }
 
     async fn conn(&self) -> Result<deadpool_redis::Connection, String> {
         self.pool.get().await.map_err(|e| e.to_string())
     }
 
-    /// Starts the task that runs presence operations in order; returns its queue.
-    pub fn start(&self, bus: Addr<ClusterBus>) -> PresenceTracker {
-        let (tx, mut rx) = mpsc::unbounded_channel::<PresenceOp>();
+    fn announce(&self, user: UserId, online: bool) {
+        self.announce.do_send(PresenceChanged { user, online });
+    }
+
+    /// Starts the task that runs session changes in order; returns its queue.
+    pub fn start(&self, links: Links) -> PresenceTracker {
+        let (tx, mut rx) = mpsc::unbounded_channel::<SessionChange>();
         let this = self.clone();
         actix::spawn(async move {
             while let Some(op) = rx.recv().await {
-                this.apply(op, &bus).await;
+                this.apply(op, &links).await;
             }
         });
         PresenceTracker { tx }
     }
 
-    async fn apply(&self, op: PresenceOp, bus: &Addr<ClusterBus>) {
+    async fn apply(&self, op: SessionChange, links: &Links) {
         match op {
-            PresenceOp::Up { user, device, since } => {
+            SessionChange::Up { user, device, since, first_local } => {
+                if first_local {
+                    links.interest.add(&self.me.keys.user_channel(user));
+                }
                 let mine = value_of(&self.me.id, since);
                 let res: Result<(String, Vec<String>), String> = async {
                     let mut c = self.conn().await?;
@@ -148,23 +163,33 @@ impl ClusterPresence {
                 .await;
                 match res {
                     Ok((prev, values)) => {
-                        if !prev.is_empty() && node_of(&prev) != self.me.id && self.is_alive(node_of(&prev)) {
+                        if !prev.is_empty() && node_of(&prev) != self.me.id && self.view.alive(node_of(&prev)) {
                             // The same device is still connected on another node: replace it there.
-                            bus.do_send(BusOut::Kick { user, device: Some(device), reason: KickReason::Replaced });
+                            links.outbox.kick(user, Some(device), KickReason::Replaced);
                         }
                         if self.live_count(&values) == 1 {
-                            self.presence.do_send(PresenceChanged { user, online: true });
+                            self.announce(user, true);
+                        }
+                        if first_local {
+                            // After the presence write: an owner of one of the user's groups that
+                            // starts now either reads this device's presence or is found here.
+                            if let Err(e) = self.register_groups(user, links).await {
+                                log::warn!("presence: owners of user {user}'s groups not told: {e}");
+                            }
                         }
                     }
                     Err(e) => {
                         log::warn!(
                             "presence: Redis unavailable ({e}); announcing user {user} online from this node's view"
                         );
-                        self.presence.do_send(PresenceChanged { user, online: true });
+                        self.announce(user, true);
                     }
                 }
             }
-            PresenceOp::Down { user, device, since, last_local } => {
+            SessionChange::Down { user, device, since, last_local } => {
+                if last_local {
+                    links.interest.remove(&self.me.keys.user_channel(user));
+                }
                 let res: Result<Vec<String>, String> = async {
                     let mut c = self.conn().await?;
                     redis::Script::new(DOWN)
@@ -180,19 +205,72 @@ impl ClusterPresence {
                 }
                 .await;
                 match res {
-                    Ok(values) if self.live_count(&values) == 0 => {
-                        self.presence.do_send(PresenceChanged { user, online: false });
-                    }
+                    Ok(values) if self.live_count(&values) == 0 => self.announce(user, false),
                     Ok(_) => {}
                     Err(e) => {
                         if last_local {
                             log::warn!("presence: Redis unavailable ({e}); announcing user {user} offline from this node's view");
-                            self.presence.do_send(PresenceChanged { user, online: false });
+                            self.announce(user, false);
                         }
                     }
                 }
             }
         }
+    }
+
+    /// Tells the running owners of `user`'s groups on other nodes that the user is online here.
+    async fn register_groups(&self, user: UserId, links: &Links) -> Result<(), String> {
+        let uid = user.0;
+        let groups = links.db.read(move |c| gq::of_user(c, uid)).await.map_err(|e| e.to_string())?;
+        let convs: Vec<ConvId> =
+            groups.iter().filter(|(g, _)| g.dissolved_at.is_none()).map(|(g, _)| ConvId(gq::conv_id(g.id))).collect();
+        let holders = links.directory.holders(&convs).await?;
+        for (conv, h) in convs.into_iter().zip(holders) {
+            if let Some(h) = h.filter(|h| h.node != self.me.id) {
+                links.entities.notify(&h.node, conv, Command::Online { node: self.me.id.clone(), users: vec![user] });
+            }
+        }
+        Ok(())
+    }
+
+    /// The live nodes other than this one where each of `users` has a session: (user, node).
+    /// A node this node's view does not know yet (it joined since the last heartbeat) counts
+    /// when its liveness key exists.
+    pub async fn nodes_of(&self, users: &[UserId]) -> Result<Vec<(UserId, String)>, String> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = self.conn().await?;
+        let mut found: Vec<(UserId, String)> = Vec::new();
+        for chunk in users.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for u in chunk {
+                pipe.cmd("HVALS").arg(self.me.keys.presence(*u));
+            }
+            let vals: Vec<Vec<String>> = pipe.query_async(&mut c).await.map_err(|e| e.to_string())?;
+            for (u, vs) in chunk.iter().zip(vals) {
+                let nodes: HashSet<&str> = vs.iter().map(|v| node_of(v)).collect();
+                found.extend(nodes.into_iter().filter(|n| *n != self.me.id).map(|n| (*u, n.to_owned())));
+            }
+        }
+        let unknown: Vec<String> = found
+            .iter()
+            .map(|(_, n)| n.clone())
+            .filter(|n| !self.view.alive(n))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut alive_too = HashSet::new();
+        if !unknown.is_empty() {
+            let mut pipe = redis::pipe();
+            for n in &unknown {
+                pipe.cmd("EXISTS").arg(self.me.keys.node_alive(n));
+            }
+            let flags: Vec<bool> = pipe.query_async(&mut c).await.map_err(|e| e.to_string())?;
+            alive_too.extend(unknown.into_iter().zip(flags).filter(|(_, a)| *a).map(|(n, _)| n));
+        }
+        found.retain(|(_, n)| self.view.alive(n) || alive_too.contains(n));
+        Ok(found)
     }
 
     /// Which of `users` have a device on a live node. Falls back to `None` when Redis fails
@@ -219,7 +297,7 @@ impl ClusterPresence {
             .into_iter()
             .filter_map(|(d, v)| {
                 let (node, since) = v.split_once('|')?;
-                self.is_alive(node).then(|| SessionInfo {
+                self.view.alive(node).then(|| SessionInfo {
                     device_id: d.parse().unwrap_or(0),
                     node: node.to_owned(),
                     since: since.parse().unwrap_or(0),
@@ -262,10 +340,12 @@ impl ClusterPresence {
         Some(out)
     }
 
-    /// Starts the heartbeat: liveness key, published facts, the live-node cache, reaping dead
-    /// nodes, and re-registering local sessions after Redis came back.
-    pub fn start_heartbeat(&self, sessions: Addr<SessionRegistry>) {
+    /// Starts the heartbeat: the liveness key (the node's lease), published facts, the view of
+    /// live nodes, reaping dead nodes, and re-registering local sessions after Redis came back.
+    /// A second task watches the lease and tells `entities` when it is lost or back.
+    pub fn start_heartbeat(&self, stats: Recipient<GetStats>, all: Recipient<ListAllSessions>, entities: Entities) {
         let this = self.clone();
+        let ents = entities.clone();
         actix::spawn(async move {
             let mut tick = tokio::time::interval(this.heartbeat);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -279,15 +359,24 @@ impl ClusterPresence {
                     this.me.set_rate((now.1 - last.1) as f64 / dt);
                 }
                 last = now;
-                let stats = sessions.send(GetStats).await.unwrap_or_default();
-                let beat =
-                    tokio::time::timeout(this.heartbeat * 3, this.beat(stats.sessions as u64, stats.users as u64));
+                let s = stats.send(GetStats).await.unwrap_or_default();
+                let before: HashSet<String> = this.view.live().into_iter().collect();
+                let sent = Instant::now();
+                // Bounded by the lease: a refresh that answers later than that is worth nothing.
+                let limit = (this.heartbeat * 3).min(this.lease.ttl());
+                let beat = tokio::time::timeout(limit, this.beat(s.sessions as u64, s.users as u64));
                 match beat.await.unwrap_or_else(|_| Err("timed out".into())) {
                     Ok(rejoined) => {
+                        this.lease.renewed(sent);
+                        let gone: Vec<String> = before.into_iter().filter(|n| !this.view.alive(n)).collect();
+                        if !gone.is_empty() {
+                            log::warn!("cluster: node(s) {gone:?} no longer alive");
+                            ents.nodes_changed(gone);
+                        }
                         if !healthy || rejoined {
                             // First beat, Redis came back, or it lost its data (restarted empty):
                             // this node's sessions go back in.
-                            if let Err(e) = this.reregister(&sessions).await {
+                            if let Err(e) = this.reregister(&all).await {
                                 log::warn!("presence: local sessions not re-registered: {e}");
                                 continue;
                             }
@@ -306,14 +395,34 @@ impl ClusterPresence {
                 }
             }
         });
+        let lease = self.lease.clone();
+        let period = (self.heartbeat / 4).max(Duration::from_millis(50));
+        actix::spawn(async move {
+            let mut held = false;
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                let now = lease.valid();
+                if now != held {
+                    held = now;
+                    if held {
+                        log::info!("cluster: this node holds its lease");
+                    } else {
+                        log::warn!("cluster: this node lost its lease; its conversations stop here");
+                    }
+                    entities.lease_changed(held);
+                }
+            }
+        });
     }
 
-    /// Refreshes liveness and facts; true when this node was missing from the node set (a first
-    /// beat, a Redis that lost its data, or this node reaped as dead after a long pause).
+    /// Refreshes liveness and facts and reads the view of live nodes; true when this node was
+    /// missing from the node set (a first beat, a Redis that lost its data, or this node reaped
+    /// as dead after a long pause).
     async fn beat(&self, sessions: u64, users: u64) -> Result<bool, String> {
         let mut c = self.conn().await?;
         let id = &self.me.id;
-        let ttl_ms = self.ttl.as_millis() as u64;
+        let ttl_ms = self.lease.ttl().as_millis() as u64;
         let mut pipe = redis::pipe();
         pipe.cmd("SET").arg(self.me.keys.node_alive(id)).arg(1).arg("PX").arg(ttl_ms).ignore();
         pipe.cmd("SADD").arg(self.me.keys.nodes()).arg(id);
@@ -339,19 +448,22 @@ impl ClusterPresence {
         let mut pipe = redis::pipe();
         for n in &ids {
             pipe.cmd("EXISTS").arg(self.me.keys.node_alive(n));
+            pipe.cmd("HGET").arg(self.me.keys.node_info(n)).arg("draining");
         }
-        let flags: Vec<bool> = pipe.query_async(&mut c).await.map_err(|e| e.to_string())?;
-        let alive: HashSet<String> = ids.into_iter().zip(flags).filter(|(_, a)| *a).map(|(n, _)| n).collect();
-        if let Ok(mut a) = self.alive.write() {
-            *a = alive;
-            a.insert(id.clone());
-        }
+        let flags: Vec<(bool, Option<String>)> = pipe.query_async(&mut c).await.map_err(|e| e.to_string())?;
+        let view: HashMap<String, bool> = ids
+            .into_iter()
+            .zip(flags)
+            .filter(|(_, (alive, _))| *alive)
+            .map(|(n, (_, draining))| (n, draining.as_deref() == Some("1")))
+            .collect();
+        self.view.set(view);
         Ok(added == 1)
     }
 
     /// Writes every local session into Redis again (after a Redis restart it is empty), and
     /// removes this node's entries of sessions that closed while Redis was unreachable.
-    async fn reregister(&self, sessions: &Addr<SessionRegistry>) -> Result<(), String> {
+    async fn reregister(&self, sessions: &Recipient<ListAllSessions>) -> Result<(), String> {
         let all = sessions.send(ListAllSessions).await.map_err(|e| e.to_string())?;
         let mut c = self.conn().await?;
         for chunk in all.chunks(1000) {
@@ -400,7 +512,7 @@ impl ClusterPresence {
             .await
             .map_err(|e| e.to_string())?;
         if self.live_count(&left) == 0 {
-            self.presence.do_send(PresenceChanged { user, online: false });
+            self.announce(user, false);
         }
         Ok(())
     }
@@ -410,7 +522,7 @@ impl ClusterPresence {
         let mut c = self.conn().await?;
         let ids: Vec<String> =
             redis::cmd("SMEMBERS").arg(self.me.keys.nodes()).query_async(&mut c).await.map_err(|e| e.to_string())?;
-        for dead in ids.iter().filter(|n| !self.is_alive(n)) {
+        for dead in ids.iter().filter(|n| !self.view.alive(n)) {
             let locked: Option<String> = redis::cmd("SET")
                 .arg(self.me.keys.reap_lock(dead))
                 .arg(&self.me.id)
@@ -443,7 +555,7 @@ impl ClusterPresence {
     }
 
     /// Removes this node's traces (graceful shutdown): its sessions, liveness and facts.
-    pub async fn leave(&self, sessions: &Addr<SessionRegistry>) -> Result<(), String> {
+    pub async fn leave(&self, sessions: &Recipient<ListAllSessions>) -> Result<(), String> {
         let all = sessions.send(ListAllSessions).await.map_err(|e| e.to_string())?;
         let mut c = self.conn().await?;
         let mut pipe = redis::pipe();
@@ -464,6 +576,19 @@ impl ClusterPresence {
         pipe.cmd("DEL").arg(self.me.keys.node_info(&self.me.id)).ignore();
         pipe.cmd("SREM").arg(self.me.keys.nodes()).arg(&self.me.id).ignore();
         pipe.query_async::<()>(&mut c).await.map_err(|e| e.to_string())
+    }
+
+    /// Publishes at once that this node drains (the heartbeat would, within an interval), so
+    /// other nodes stop placing conversations here.
+    pub async fn announce_draining(&self) -> Result<(), String> {
+        let mut c = self.conn().await?;
+        redis::cmd("HSET")
+            .arg(self.me.keys.node_info(&self.me.id))
+            .arg("draining")
+            .arg("1")
+            .query_async::<()>(&mut c)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// The Redis state as this module sees it.

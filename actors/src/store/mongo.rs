@@ -8,10 +8,12 @@ use mongodb::bson::{doc, Bson};
 use mongodb::error::ErrorKind;
 use mongodb::options::IndexOptions;
 use mongodb::{Client, Collection, IndexModel};
-use schema::message::{Appended, MessageRecord, Page};
+use schema::db::conversations::LastMessage;
+use schema::message::{Appended, Fence, MessageRecord, Page};
 use schema::{ConvId, UserId};
 
 use super::{MessageStore, StoreError, StoreFuture};
+use crate::db::Db;
 
 /// MongoDB's duplicate-key error code.
 const DUPLICATE_KEY: i32 = 11000;
@@ -85,6 +87,19 @@ impl MessageStore for MongoMessageStore {
     fn append(&self, batch: Vec<MessageRecord>) -> StoreFuture<Vec<Appended>> {
         let coll = self.coll.clone();
         Box::pin(Self::append_batch(coll, batch))
+    }
+
+    fn append_with_summaries(
+        &self,
+        batch: Vec<MessageRecord>,
+        last: Vec<LastMessage>,
+        fences: Vec<Fence>,
+        db: Db,
+    ) -> StoreFuture<Vec<Appended>> {
+        let coll = self.coll.clone();
+        let append =
+            move |b: Vec<MessageRecord>| -> StoreFuture<Vec<Appended>> { Box::pin(Self::append_batch(coll, b)) };
+        super::checked_then_summaries(append, batch, last, fences, db)
     }
 
     fn find_by_client_id(&self, conv: ConvId, sender: UserId, client_id: String) -> StoreFuture<Option<MessageRecord>> {

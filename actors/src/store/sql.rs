@@ -1,9 +1,11 @@
 //! The SQL message store: the `messages` table through the Diesel workers.
 
+use std::collections::HashSet;
+
 use schema::db::conversations::{self, LastMessage};
 use schema::db::messages as q;
 use schema::db::AnyConnection;
-use schema::message::{Appended, MessageRecord, Page};
+use schema::message::{Appended, Fence, MessageRecord, Page};
 use schema::{ConvId, UserId};
 
 use super::{MessageStore, StoreFuture};
@@ -36,15 +38,29 @@ impl MessageStore for SqlMessageStore {
         &self,
         batch: Vec<MessageRecord>,
         last: Vec<LastMessage>,
+        fences: Vec<Fence>,
         db: Db,
     ) -> StoreFuture<Vec<Appended>> {
         if !db.same_database(&self.db) {
-            return super::then_summaries(self.append(batch), last, db);
+            let me = self.db.clone();
+            let append = move |b: Vec<MessageRecord>| -> StoreFuture<Vec<Appended>> {
+                Box::pin(async move { Ok(me.write(move |c| q::append(c, &b)).await?) })
+            };
+            return super::checked_then_summaries(append, batch, last, fences, db);
         }
+        // One transaction: the fence check (which, on PostgreSQL, holds the owner rows against a
+        // takeover until the commit), the insert of what is not fenced, the summaries.
         let write = move |c: &mut AnyConnection| {
-            let res = q::append(c, &batch)?;
-            conversations::record_last(c, &last)?;
-            Ok(res)
+            let stale = if fences.is_empty() { HashSet::new() } else { super::stale_convs(c, &fences)? };
+            if stale.is_empty() {
+                let res = q::append(c, &batch)?;
+                conversations::record_last(c, &last)?;
+                return Ok(res);
+            }
+            let (split, write) = super::Split::new(batch, &stale);
+            let stored = q::append(c, &write)?;
+            conversations::record_last(c, &super::unfenced(last, &stale))?;
+            Ok(split.merge(stored))
         };
         if self.db.database().local_writes() {
             // A SQLite file: written here, on the writer lane's thread (a chat arbiter), rather

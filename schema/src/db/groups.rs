@@ -162,14 +162,27 @@ pub fn count_active(conn: &mut AnyConnection, group: i64) -> Result<i64, DbError
     Ok(gm::table.filter(gm::group_id.eq(group)).filter(gm::left_seq.is_null()).count().get_result(conn)?)
 }
 
-/// Changes to a group's settings (`None` leaves a field alone; `Some(None)` clears it).
-#[derive(Debug, Clone, Default)]
+/// Changes to a group's settings (`None` leaves a field alone; `Some(None)` clears it). In
+/// JSON an absent field is `None` and `null` is `Some(None)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GroupUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub announcement: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub avatar_url: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mute_all: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invite_policy: Option<String>,
+}
+
+/// A field that is present (`null` included) is `Some`; an absent one is `None` (`default`).
+pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
 }
 
 /// Applies a settings update.

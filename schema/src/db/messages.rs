@@ -105,9 +105,7 @@ pub fn append(conn: &mut AnyConnection, batch: &[MessageRecord]) -> Result<Vec<A
         let at = first[&key];
         if at < i {
             // A resend of an earlier message of this batch.
-            let earlier = match &out[at] {
-                Appended::Stored(r) | Appended::Duplicate(r) => r.clone(),
-            };
+            let earlier = out[at].record().clone();
             out.push(Appended::Duplicate(earlier));
         } else if stored.as_ref().is_none_or(|s| s.contains(&key)) {
             out.push(Appended::Stored(m.clone()));

@@ -10,6 +10,7 @@ pub mod friends;
 pub mod groups;
 pub mod messages;
 pub mod models;
+pub mod owners;
 pub mod schema;
 pub mod scratch;
 pub mod users;
@@ -31,6 +32,13 @@ pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrat
 
 /// How often [`Database::write_retrying`] retries a transaction that lost a race.
 pub const WRITE_RETRIES: u32 = 3;
+
+/// A PostgreSQL session that sits inside a transaction without sending anything for this long
+/// is ended by the server (`idle_in_transaction_session_timeout`). Our transactions never wait
+/// on the client side, so only a paused or hung process trips it, and the row locks it held are
+/// released: a paused owner's half-written batch cannot block the node that takes its
+/// conversations over for longer than this ([`owners`]).
+pub const PG_IDLE_IN_TRANSACTION_TIMEOUT_MS: u64 = 5_000;
 
 /// How long a SQLite connection waits for a lock held by another connection.
 pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
@@ -183,7 +191,13 @@ impl DbUrl {
                 ))?;
                 Ok(AnyConnection::Sqlite(conn))
             }
-            DbUrl::Postgres(url) => Ok(AnyConnection::Postgresql(diesel::PgConnection::establish(url)?)),
+            DbUrl::Postgres(url) => {
+                let mut conn = diesel::PgConnection::establish(url)?;
+                conn.batch_execute(&format!(
+                    "SET idle_in_transaction_session_timeout = {PG_IDLE_IN_TRANSACTION_TIMEOUT_MS}"
+                ))?;
+                Ok(AnyConnection::Postgresql(conn))
+            }
         }
     }
 }

@@ -160,6 +160,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    entity_owners (conv_id) {
+        conv_id -> Text,
+        epoch -> BigInt,
+        node_id -> Text,
+        acquired_at -> BigInt,
+    }
+}
+
 diesel::joinable!(devices -> users (user_id));
 diesel::joinable!(conversation_states -> conversations (conv_id));
 diesel::joinable!(group_members -> groups (group_id));
@@ -177,4 +186,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     groups,
     group_members,
     group_invites,
+    entity_owners,
 );

@@ -233,7 +233,7 @@ struct DeviceView {
 
 /// Closes the WebSocket of a revoked device on whichever node it is connected.
 fn kick_device(state: &AppState, user: UserId, device: DeviceId) {
-    use actors::registry::{KickReason, KickUser};
+    use actors::delivery::{KickReason, KickUser};
     state.hub.sessions.do_send(KickUser { user, device: Some(device), reason: KickReason::Revoked, cluster: true });
 }
 

@@ -1,5 +1,6 @@
 //! The admin API under `/admin/v1`, and `GET /metrics`: cluster nodes and totals, a user's
-//! sessions, kick, ban and unban, broadcast notices, draining a node, Prometheus metrics.
+//! sessions, kick, ban and unban, broadcast notices, draining a node, the owner of a
+//! conversation, Prometheus metrics.
 //!
 //! Every route needs `Authorization: Bearer <admin.token>`, checked by [`require_admin`] before
 //! anything else (body, path) is looked at. With `admin.token` empty the admin API does not exist:
@@ -12,7 +13,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
-use actors::registry::KickReason;
+use actors::delivery::KickReason;
 use schema::db::users;
 use schema::protocol::ServerFrame;
 use schema::{DeviceId, UserId};
@@ -44,7 +45,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/users/{id}/kick", web::post().to(kick))
             .route("/users/{id}/ban", web::post().to(ban))
             .route("/users/{id}/unban", web::post().to(unban))
-            .route("/broadcast", web::post().to(broadcast)),
+            .route("/broadcast", web::post().to(broadcast))
+            .route("/conversations/{conv}/owner", web::get().to(owner)),
     )
     .service(web::resource("/metrics").wrap(from_fn(require_admin)).route(web::get().to(metrics)));
 }
@@ -160,6 +162,17 @@ async fn user_sessions(state: web::Data<AppState>, path: web::Path<i64>) -> ApiR
         "banned_at": user.banned_at,
         "sessions": sessions,
     })))
+}
+
+/// `GET /admin/v1/conversations/{conv}/owner`: the node that owns a conversation (1:1 or
+/// group) now and its fencing epoch, or `node: null` when no owner runs.
+async fn owner(state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let conv = schema::ConvId(path.into_inner());
+    if conv.kind().is_none() {
+        return Err(ApiError::not_found("unknown_conversation", "not a conversation id"));
+    }
+    let info = state.hub.owner_of(conv).await.map_err(ApiError::unavailable)?;
+    Ok(HttpResponse::Ok().json(info))
 }
 
 /// Body of `kick` (optional).

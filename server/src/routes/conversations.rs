@@ -290,9 +290,9 @@ async fn delete_message(
 }
 
 /// Maps a chat error to HTTP.
-pub fn chat_error(e: actors::conversation::ChatError) -> ApiError {
+pub fn chat_error(e: actors::command::ChatError) -> ApiError {
     use actix_web::http::StatusCode;
-    use actors::conversation::ChatError as E;
+    use actors::command::ChatError as E;
     let status = match &e {
         E::NotFriends | E::NotYourMessage | E::NotAllowed | E::Muted | E::MentionAllForbidden => StatusCode::FORBIDDEN,
         E::UnknownConversation | E::MessageNotFound | E::NotMember => StatusCode::NOT_FOUND,

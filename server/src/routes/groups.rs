@@ -3,8 +3,7 @@
 //! messages, fan-out); reads come from the database.
 
 use actix_web::{web, HttpResponse};
-use actors::conversation::{ChatError, GetGroup};
-use actors::group::{GroupCommand, GroupOp};
+use actors::command::{ChatError, Command, GroupOp};
 use schema::db::groups::{self as q, role, GroupUpdate};
 use schema::db::models::{Group, GroupInvite, GroupMember};
 use schema::db::{friends, users};
@@ -112,12 +111,10 @@ async fn mine(state: &AppState, me: &Authed, id: i64) -> ApiResult<(Group, Group
         .ok_or_else(not_found)
 }
 
-/// Runs a change through the group's actor.
+/// Runs a change at the group's owner, on whichever node it runs.
 async fn command(state: &AppState, id: i64, by: UserId, op: GroupOp) -> ApiResult<()> {
     let conv = ConvId::group(GroupId(id));
-    let unavailable = |e: actix::MailboxError| ApiError::unavailable(e);
-    let addr = state.hub.conversations.send(GetGroup { conv }).await.map_err(unavailable)?.map_err(chat_error)?;
-    addr.send(GroupCommand { by, op }).await.map_err(unavailable)?.map_err(|e| match e {
+    state.hub.route(conv, Command::Change { by, op }).await.map(|_| ()).map_err(|e| match e {
         ChatError::UnknownConversation => not_found(),
         other => chat_error(other),
     })
@@ -151,7 +148,6 @@ async fn create(state: web::Data<AppState>, me: Authed, body: web::Json<CreateBo
         return Err(ApiError::conflict("group_full", "too many members for one group"));
     }
     let (uid, now) = (me.user.id, state.clock.now_ms());
-    let members: Vec<UserId> = ids.iter().copied().chain([uid]).map(UserId).collect();
     let created = state
         .db
         .write(move |c| {
@@ -166,11 +162,7 @@ async fn create(state: web::Data<AppState>, me: Authed, body: web::Json<CreateBo
         })
         .await?;
     match created {
-        Ok((g, Some(m), n)) => {
-            // The nodes of members online now subscribe to the new group's channel.
-            state.hub.joined_group(members, ConvId(q::conv_id(g.id)));
-            Ok(HttpResponse::Created().json(GroupView::new(&g, &m, n)))
-        }
+        Ok((g, Some(m), n)) => Ok(HttpResponse::Created().json(GroupView::new(&g, &m, n))),
         Ok((_, None, _)) => Err(ApiError::internal("group created without its owner")),
         Err(strangers) => Err(ApiError::invalid("not_friends", format!("not your friends: {strangers:?}"))),
     }
@@ -317,7 +309,7 @@ async fn invite(
     let id = path.into_inner();
     mine(&state, &me, id).await?;
     let ids = body.into_inner().user_ids.into_iter().map(UserId).collect();
-    command(&state, id, me.id(), GroupOp::Invite(ids)).await?;
+    command(&state, id, me.id(), GroupOp::Invite { users: ids }).await?;
     let (g, m, n) = mine(&state, &me, id).await?;
     Ok(HttpResponse::Ok().json(GroupView::new(&g, &m, n)))
 }
@@ -326,7 +318,7 @@ async fn invite(
 async fn remove(state: web::Data<AppState>, me: Authed, path: web::Path<(i64, i64)>) -> ApiResult<HttpResponse> {
     let (id, uid) = path.into_inner();
     mine(&state, &me, id).await?;
-    command(&state, id, me.id(), GroupOp::Remove(UserId(uid))).await?;
+    command(&state, id, me.id(), GroupOp::Remove { user: UserId(uid) }).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -353,7 +345,7 @@ async fn transfer(
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     mine(&state, &me, id).await?;
-    command(&state, id, me.id(), GroupOp::Transfer(UserId(body.user_id))).await?;
+    command(&state, id, me.id(), GroupOp::Transfer { user: UserId(body.user_id) }).await?;
     let (g, m, n) = mine(&state, &me, id).await?;
     Ok(HttpResponse::Ok().json(GroupView::new(&g, &m, n)))
 }
@@ -362,7 +354,7 @@ async fn transfer(
 async fn add_admin(state: web::Data<AppState>, me: Authed, path: web::Path<(i64, i64)>) -> ApiResult<HttpResponse> {
     let (id, uid) = path.into_inner();
     mine(&state, &me, id).await?;
-    command(&state, id, me.id(), GroupOp::SetAdmin(UserId(uid), true)).await?;
+    command(&state, id, me.id(), GroupOp::SetAdmin { user: UserId(uid), on: true }).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -370,7 +362,7 @@ async fn add_admin(state: web::Data<AppState>, me: Authed, path: web::Path<(i64,
 async fn remove_admin(state: web::Data<AppState>, me: Authed, path: web::Path<(i64, i64)>) -> ApiResult<HttpResponse> {
     let (id, uid) = path.into_inner();
     mine(&state, &me, id).await?;
-    command(&state, id, me.id(), GroupOp::SetAdmin(UserId(uid), false)).await?;
+    command(&state, id, me.id(), GroupOp::SetAdmin { user: UserId(uid), on: false }).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -393,7 +385,7 @@ async fn mute(
         return Err(ApiError::invalid("invalid_until", "until must be in the future"));
     }
     mine(&state, &me, id).await?;
-    command(&state, id, me.id(), GroupOp::Mute(UserId(uid), Some(body.until))).await?;
+    command(&state, id, me.id(), GroupOp::Mute { user: UserId(uid), until: Some(body.until) }).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -401,7 +393,7 @@ async fn mute(
 async fn unmute(state: web::Data<AppState>, me: Authed, path: web::Path<(i64, i64)>) -> ApiResult<HttpResponse> {
     let (id, uid) = path.into_inner();
     mine(&state, &me, id).await?;
-    command(&state, id, me.id(), GroupOp::Mute(UserId(uid), None)).await?;
+    command(&state, id, me.id(), GroupOp::Mute { user: UserId(uid), until: None }).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -592,7 +584,7 @@ async fn join(state: web::Data<AppState>, me: Authed, body: web::Json<JoinBody>)
     if already {
         return Err(ApiError::conflict("already_member", "you are a member already"));
     }
-    command(&state, gid, me.id(), GroupOp::JoinByInvite(token)).await?;
+    command(&state, gid, me.id(), GroupOp::JoinByInvite { token }).await?;
     let (g, m, n) = mine(&state, &me, gid).await?;
     Ok(HttpResponse::Ok().json(GroupView::new(&g, &m, n)))
 }

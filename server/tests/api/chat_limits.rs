@@ -98,7 +98,7 @@ async fn a_slow_reader_is_disconnected_and_loses_nothing() -> TestResult {
     let mut online = true;
     for _ in 0..100 {
         let on =
-            app.state.hub.sessions.send(actors::registry::ListOnline { users: vec![schema::UserId(b.id)] }).await?;
+            app.state.hub.sessions.send(actors::delivery::ListOnline { users: vec![schema::UserId(b.id)] }).await?;
         if on.is_empty() {
             online = false;
             break;

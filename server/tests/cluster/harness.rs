@@ -145,6 +145,7 @@ impl Cluster {
             .env("IM__SERVER__BIND", format!("127.0.0.1:{}", node.port))
             .env("IM__SERVER__WORKERS", "1")
             .env("IM__SERVER__SHUTDOWN_TIMEOUT_SECS", "2")
+            .env("IM__SERVER__DRAIN_GRACE_SECS", "1")
             .env("IM__DATABASE__URL", &self.db.url)
             .env("IM__DATABASE__POOL_SIZE", "4")
             .env("IM__DATABASE__RUN_MIGRATIONS", if i == 0 { "true" } else { "false" })
@@ -191,27 +192,11 @@ impl Cluster {
         let bin = which("nginx", &["/usr/sbin/nginx"])?;
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
-        let upstreams: String = self
-            .nodes
-            .iter()
-            .map(|n| format!("    server 127.0.0.1:{} max_fails=1 fail_timeout=2s;\n", n.port))
-            .collect();
-        let d = dir.path().display();
-        let user = if std::env::var("USER").as_deref() == Ok("root") || is_root() { "user root;\n" } else { "" };
-        let conf = format!(
-            "{user}master_process off;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-             events {{ worker_connections 4096; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
-               fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-               map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}\n\
-               upstream im {{\n{upstreams}  }}\n\
-               server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://im;\n\
-                 proxy_http_version 1.1;\n      proxy_set_header Upgrade $http_upgrade;\n\
-                 proxy_set_header Connection $connection_upgrade;\n      proxy_connect_timeout 1s;\n\
-                 proxy_read_timeout 3600s;\n      proxy_next_upstream error timeout http_502 http_503;\n    }}\n  }}\n}}\n"
-        );
+        let ports: Vec<u16> = self.nodes.iter().map(|n| n.port).collect();
+        let conf = render_nginx_conf(&ports, port, dir.path())?;
         let path = dir.path().join("nginx.conf");
         std::fs::write(&path, conf)?;
+        let user = if std::env::var("USER").as_deref() == Ok("root") || is_root() { " user root;" } else { "" };
         let child = Command::new(bin)
             .arg("-p")
             .arg(dir.path())
@@ -219,12 +204,53 @@ impl Cluster {
             .arg(&path)
             .arg("-e")
             .arg(dir.path().join("error.log"))
+            .arg("-g")
+            .arg(format!("daemon off; master_process off;{user}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()?;
         wait_port(port, "nginx").await?;
         Ok(Nginx { port, child, _dir: dir })
+    }
+
+    /// Starts node `i` again (after `kill` or `terminate`), on its port and database.
+    pub async fn restart(&mut self, i: usize) -> TestResult {
+        self.boot(i).await
+    }
+
+    /// Stops node `i` with SIGSTOP (a pause: its sockets stay open, it does nothing).
+    pub async fn pause(&self, i: usize) -> TestResult {
+        self.signal(i, "-STOP").await
+    }
+
+    /// Resumes node `i` after [`Cluster::pause`].
+    pub async fn resume(&self, i: usize) -> TestResult {
+        self.signal(i, "-CONT").await
+    }
+
+    async fn signal(&self, i: usize, sig: &str) -> TestResult {
+        let pid = self.nodes[i].child.as_ref().and_then(|c| c.id()).ok_or("node not running")?;
+        let st = Command::new("kill").arg(sig).arg(pid.to_string()).status().await?;
+        if !st.success() {
+            return Err(format!("kill {sig} {pid} failed").into());
+        }
+        Ok(())
+    }
+
+    /// The index of the node called `id`.
+    pub fn index_of(&self, id: &str) -> TestResult<usize> {
+        self.nodes.iter().position(|n| n.id == id).ok_or_else(|| format!("no node {id}").into())
+    }
+
+    /// The node that owns conversation `conv` now (admin API of node `via`), once one does.
+    pub async fn owner_of(&self, via: usize, conv: &str) -> TestResult<(String, i64)> {
+        let v = self
+            .wait_admin(via, &format!("/admin/v1/conversations/{conv}/owner"), |v| {
+                v["node"].is_string() && v["alive"] == true && v["epoch"].as_i64().unwrap_or(0) > 0
+            })
+            .await?;
+        Ok((v["node"].as_str().unwrap_or_default().to_owned(), v["epoch"].as_i64().unwrap_or(0)))
     }
 
     /// HTTP straight to node `i`.
@@ -301,6 +327,53 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// `deploy/nginx.conf`, the shipped configuration, for these node ports and listen port, with
+/// its pid, logs and temp files in `dir`: the tests run nginx as operators are told to.
+fn render_nginx_conf(nodes: &[u16], port: u16, dir: &std::path::Path) -> TestResult<String> {
+    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/nginx.conf"))?;
+    let d = dir.display();
+    let mut out = String::new();
+    let mut nodes_done = false;
+    for line in template.lines() {
+        let marker = line.split("# @im:").nth(1).map(str::trim);
+        match marker {
+            Some("node") => {
+                if !nodes_done {
+                    // The template's parameters for every node (max_fails and so on).
+                    let params = line
+                        .trim()
+                        .trim_start_matches("server")
+                        .trim()
+                        .split_once(char::is_whitespace)
+                        .map(|(_, rest)| rest.split(';').next().unwrap_or("").trim().to_owned())
+                        .unwrap_or_default();
+                    for p in nodes {
+                        out.push_str(&format!("        server 127.0.0.1:{p} {params};\n"));
+                    }
+                    nodes_done = true;
+                }
+            }
+            Some("listen") => out.push_str(&format!("        listen 127.0.0.1:{port};\n")),
+            Some("pid") => out.push_str(&format!("pid {d}/nginx.pid;\n")),
+            Some("error_log") => out.push_str(&format!("error_log {d}/error.log warn;\n")),
+            Some("access_log") => out.push_str("    access_log off;\n"),
+            Some(m) if m.starts_with("temp_paths") => {
+                for k in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+                    out.push_str(&format!("    {k}_temp_path {d}/{k};\n"));
+                }
+            }
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    if !nodes_done {
+        return Err("deploy/nginx.conf has no `# @im:node` line".into());
+    }
+    Ok(out)
 }
 
 fn is_root() -> bool {

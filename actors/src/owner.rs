@@ -1,0 +1,164 @@
+//! What both kinds of conversation owner share: the chat settings, their dependencies
+//! ([`OwnerDeps`]), and their life cycle ([`Life`]): when an owner may write, when it is idle,
+//! and how it stops (finishing what it accepted first).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use schema::Clock;
+
+use crate::cluster::directory::{Directory, OWNER_RECORD_REFRESH};
+use crate::cluster::outbox::Outbox;
+use crate::cluster::presence::ClusterPresence;
+use crate::db::Db;
+use crate::delivery::Sessions;
+use crate::entity::{OwnerCtx, OwnerEvent, StopReason, Tenure};
+use crate::metrics::Metrics;
+use crate::store::MessageStore;
+use crate::writer::MessageWriter;
+
+/// Chat rules and timings.
+#[derive(Debug, Clone)]
+pub struct ChatSettings {
+    /// How long after sending a message its sender may recall it.
+    pub recall_window: Duration,
+    /// An owner with no traffic for this long stops (another starts on demand).
+    pub conversation_idle: Duration,
+    /// Name of this node (in `hello` frames).
+    pub node_id: String,
+    /// Most members a group may have.
+    pub max_group_members: usize,
+    /// Writer lanes (batches in flight at once); 0: half the pool. SQLite always gets one.
+    pub writer_lanes: usize,
+}
+
+/// What an owner needs in a cluster.
+#[derive(Clone)]
+pub struct OwnerCluster {
+    /// This node's id.
+    pub me: String,
+    /// Envelopes for other nodes (group fan-out goes to the nodes of the members).
+    pub outbox: Outbox,
+    /// Where the members of a group are online.
+    pub presence: ClusterPresence,
+    /// Owner records (a long-lived owner refreshes its own).
+    pub directory: Directory,
+}
+
+/// What an owner needs from the node.
+#[derive(Clone)]
+pub struct OwnerDeps {
+    pub db: Db,
+    pub store: Arc<dyn MessageStore>,
+    pub clock: Clock,
+    pub settings: Arc<ChatSettings>,
+    pub sessions: Sessions,
+    pub writer: MessageWriter,
+    pub metrics: Arc<Metrics>,
+    /// `None` on a single node.
+    pub cluster: Option<OwnerCluster>,
+}
+
+impl OwnerDeps {
+    /// Records how long a message took from acceptance to its hand-off to sessions.
+    pub fn observe_delivery(&self, accepted_ms: i64) {
+        let ms = (self.clock.now_ms() - accepted_ms).max(0);
+        self.metrics.delivery_latency.observe(ms as f64 / 1000.0);
+    }
+}
+
+/// How often an owner looks whether it is idle.
+pub const IDLE_CHECK: Duration = Duration::from_secs(10);
+
+/// An owner's place in its life cycle.
+pub struct Life {
+    pub ctx: OwnerCtx,
+    last_active: Instant,
+    asked_idle: bool,
+    /// Set once the shard told it to stop.
+    pub stopping: Option<StopReason>,
+    record_refreshed: Instant,
+}
+
+impl Life {
+    /// The life of a new owner.
+    pub fn new(ctx: OwnerCtx) -> Self {
+        Life { ctx, last_active: Instant::now(), asked_idle: false, stopping: None, record_refreshed: Instant::now() }
+    }
+
+    /// Traffic arrived.
+    pub fn touch(&mut self) {
+        self.last_active = Instant::now();
+    }
+
+    /// Whether the owner may write now: a leased owner only while the node's lease holds (it
+    /// stops acting before another node can take the conversation over); one under SQL fencing
+    /// alone, or alone on its node, always (the store refuses its writes once it is fenced).
+    pub fn may_write(&self) -> bool {
+        match (self.ctx.tenure, &self.ctx.lease) {
+            (Tenure::Leased, Some(lease)) => lease.valid(),
+            _ => true,
+        }
+    }
+
+    /// The epoch writes are made under.
+    pub fn epoch(&self) -> Option<i64> {
+        self.ctx.epoch
+    }
+}
+
+/// An owner actor with a [`Life`].
+pub trait Lifecycle: Actor<Context = Context<Self>> {
+    /// Its life.
+    fn life(&mut self) -> &mut Life;
+    /// True while it has accepted work that is not finished (writes in flight, a group change).
+    fn busy(&self) -> bool;
+    /// Its dependencies.
+    fn deps(&self) -> &OwnerDeps;
+}
+
+/// Every [`IDLE_CHECK`]: an owner idle for `idle` asks its shard to stop it; a long-lived leased
+/// owner refreshes its record in Redis.
+pub fn watch_idle<A: Lifecycle>(ctx: &mut Context<A>, idle: Duration) {
+    ctx.run_interval(IDLE_CHECK.min(idle), move |act, ctx| {
+        let busy = act.busy();
+        let dir = act.deps().cluster.as_ref().map(|c| c.directory.clone());
+        let life = act.life();
+        if life.stopping.is_some() {
+            return;
+        }
+        if !life.asked_idle && !busy && life.last_active.elapsed() >= idle {
+            life.asked_idle = true;
+            life.ctx.registry.do_send(OwnerEvent::Idle { conv: life.ctx.conv.clone(), instance: life.ctx.instance });
+        }
+        if let (Some(dir), Tenure::Leased, Some(epoch)) = (dir, life.ctx.tenure, life.ctx.epoch) {
+            if life.record_refreshed.elapsed() >= OWNER_RECORD_REFRESH {
+                life.record_refreshed = Instant::now();
+                let conv = life.ctx.conv.clone();
+                ctx.spawn(async move { dir.refresh(&conv, epoch).await }.into_actor(act).map(|res, _, _| {
+                    if let Err(e) = res {
+                        log::warn!("owner record not refreshed: {e}");
+                    }
+                }));
+            }
+        }
+    });
+}
+
+/// Stops the owner if it was told to and has nothing left to finish.
+pub fn stop_if_done<A: Lifecycle>(act: &mut A, ctx: &mut Context<A>) {
+    if act.life().stopping.is_some() && !act.busy() {
+        ctx.stop();
+    }
+}
+
+/// Tells the shard the owner stopped (from `Actor::stopped`).
+pub fn report_stopped(life: &Life) {
+    life.ctx.registry.do_send(OwnerEvent::Stopped { conv: life.ctx.conv.clone(), instance: life.ctx.instance });
+}
+
+/// Tells the shard a write was fenced.
+pub fn report_fenced(life: &Life) {
+    life.ctx.registry.do_send(OwnerEvent::Fenced { conv: life.ctx.conv.clone(), instance: life.ctx.instance });
+}
