@@ -541,7 +541,7 @@ impl Shard {
                 }
             }
             Resolution::Failed(e) => {
-                log::warn!("conversation {conv}: no owner found ({e})");
+                log::debug!("conversation {conv}: no owner found ({e})");
                 for q in queue {
                     q.reply.send(Err(ChatError::unavailable(format!("no owner for {conv} right now; retry"))));
                 }

@@ -768,3 +768,139 @@ async fn summaries_with_the_batch_mongodb() -> TestResult {
     mongo.drop_db().await;
     res
 }
+
+// ---------------------------------------------------------------------------------------------
+// Fencing: writes under an owner epoch that is no longer the conversation's are refused
+// ---------------------------------------------------------------------------------------------
+
+/// Messages written under the conversation's current epoch are stored; once another owner took
+/// the conversation (a higher epoch in `entity_owners`), the old owner's messages answer
+/// `Fenced` and are not stored (nor is the summary moved), while other conversations of the same
+/// batch are stored as usual.
+async fn fencing_case(store: Arc<dyn MessageStore>, db: Db) -> TestResult {
+    use schema::db::owners;
+    use schema::message::Fence;
+    let (a, b) = (ConvId::direct(UserId(1), UserId(2)), ConvId::direct(UserId(1), UserId(3)));
+    for (conv, peer) in [(&a, 2), (&b, 3)] {
+        let c = conv.0.clone();
+        db.write(move |conn| conversations::ensure(conn, &c, &[(1, Some(peer)), (peer, Some(1))], TS0)).await?;
+    }
+    let take = |conv: &ConvId, node: &'static str| {
+        let (db, c) = (db.clone(), conv.0.clone());
+        async move { db.write(move |conn| owners::take(conn, &c, node, TS0)).await }
+    };
+    let ea = take(&a, "node-1").await?;
+    let eb = take(&b, "node-1").await?;
+    let a1 = text(&a, 1, 1, "a1", "first owner");
+    let res = store
+        .append_with_summaries(
+            vec![a1.clone()],
+            vec![last_of(&a1)],
+            vec![Fence { conv: a.clone(), epoch: ea }],
+            db.clone(),
+        )
+        .await?;
+    assert_eq!(res, stored(std::slice::from_ref(&a1)));
+    // Another node takes `a` over.
+    let ea2 = take(&a, "node-2").await?;
+    assert!(ea2 > ea);
+    let late = text(&a, 2, 1, "a-late", "old owner, after the takeover");
+    let b1 = text(&b, 1, 1, "b1", "untouched conversation");
+    let res = store
+        .append_with_summaries(
+            vec![late.clone(), b1.clone()],
+            vec![last_of(&late), last_of(&b1)],
+            vec![Fence { conv: a.clone(), epoch: ea }, Fence { conv: b.clone(), epoch: eb }],
+            db.clone(),
+        )
+        .await?;
+    assert_eq!(res, vec![Appended::Fenced(late.clone()), Appended::Stored(b1.clone())]);
+    assert_eq!(seqs(&all_of(&*store, &a).await?), vec![1], "the fenced message is not stored");
+    assert_eq!(seqs(&all_of(&*store, &b).await?), vec![1]);
+    let c = a.0.clone();
+    let summary = db.read(move |conn| conversations::find(conn, &c)).await?.ok_or("no summary")?;
+    assert_eq!(summary.last_seq, 1, "nor does it move the summary");
+    // The new owner writes the same seq under its epoch.
+    let a2 = text(&a, 2, 2, "a2", "new owner");
+    let res = store
+        .append_with_summaries(
+            vec![a2.clone()],
+            vec![last_of(&a2)],
+            vec![Fence { conv: a.clone(), epoch: ea2 }],
+            db.clone(),
+        )
+        .await?;
+    assert_eq!(res, stored(std::slice::from_ref(&a2)));
+    // A conversation nobody took in SQL is fenced for any epoch (a writer must take first).
+    let cold = ConvId::group(GroupId(99));
+    let x = text(&cold, 1, 1, "x", "never taken");
+    let res = store
+        .append_with_summaries(vec![x.clone()], vec![], vec![Fence { conv: cold.clone(), epoch: 1 }], db.clone())
+        .await?;
+    assert_eq!(res, vec![Appended::Fenced(x)]);
+    assert!(all_of(&*store, &cold).await?.is_empty());
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn fencing_sqlite() -> TestResult {
+    let scratch = ScratchDb::sqlite();
+    let db = sql_db(&scratch)?;
+    fencing_case(Arc::new(SqlMessageStore::new(db.clone())), db).await
+}
+
+#[actix_rt::test]
+async fn fencing_postgres() -> TestResult {
+    let scratch = ScratchDb::postgres()?;
+    let db = sql_db(&scratch)?;
+    fencing_case(Arc::new(SqlMessageStore::new(db.clone())), db).await
+}
+
+#[actix_rt::test]
+async fn fencing_mongodb() -> TestResult {
+    let scratch = ScratchDb::sqlite();
+    let db = sql_db(&scratch)?;
+    let (mongo, store) = MongoScratch::open().await?;
+    let res = fencing_case(Arc::new(store), db).await;
+    mongo.drop_db().await;
+    res
+}
+
+/// On PostgreSQL a takeover waits for a batch that is being written under the old epoch (the
+/// batch holds the owner row), so the old owner's batch is ordered before the takeover, never
+/// after it: the new owner, which reads the store only once it has its epoch, sees the batch.
+#[actix_rt::test]
+async fn a_takeover_waits_for_the_batch_in_flight_postgres() -> TestResult {
+    use schema::db::owners;
+    let scratch = ScratchDb::postgres()?;
+    let db = sql_db(&scratch)?;
+    let conv = ConvId::direct(UserId(1), UserId(2));
+    let c = conv.0.clone();
+    let e1 = db.write(move |conn| owners::take(conn, &c, "node-1", TS0)).await?;
+    // The old owner's transaction: fence checked (row held), then it stalls before committing.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel::<()>();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let database = db.database().clone();
+    let c = conv.0.clone();
+    let writer = std::thread::spawn(move || {
+        database.write(|conn| {
+            let stale = owners::stale(conn, &[(c.as_str(), e1)])?;
+            assert!(stale.is_empty());
+            let _ = locked_tx.send(());
+            let _ = go_rx.recv_timeout(Duration::from_secs(10));
+            Ok(())
+        })
+    });
+    locked_rx.recv_timeout(Duration::from_secs(10))?;
+    let c = conv.0.clone();
+    let mut take = Box::pin(db.write(move |conn| owners::take(conn, &c, "node-2", TS0)));
+    // While the batch holds the row, the takeover cannot complete.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut take).await.is_err(),
+        "the takeover went through while a batch under the old epoch was in flight"
+    );
+    let _ = go_tx.send(());
+    assert_eq!(take.await?, e1 + 1, "once the batch committed, the takeover did");
+    writer.join().map_err(|_| "writer thread panicked")??;
+    Ok(())
+}

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::client::Reliable;
 use crate::harness::Cluster;
 use crate::helpers::{Http, TestResult, User};
 use crate::ws_client::{conv_of, WsClient};
@@ -199,11 +200,21 @@ async fn redis_restarted_mid_run_loses_nothing_and_delivery_resumes() -> TestRes
     assert_eq!(ready["status"], "degraded", "{ready}");
     let (st, _) = n1.call(actix_web::http::Method::GET, "/readyz", None, None).await?;
     assert_eq!(st.as_u16(), 200, "a degraded node still serves its clients");
-    for i in 0..5 {
-        let ack = wa.say(&conv, &format!("during-{i}"), "x").await?;
-        acked.push(ack["seq"].as_i64().ok_or("seq")?);
+    // Both sides keep writing, each through its own node, taking turns: once the nodes' leases
+    // lapse, each owns the conversation under its SQL epoch in turn (fencing the other), so the
+    // acks keep one increasing sequence: never a seq below an earlier ack, never one twice. (A
+    // client resends on `unavailable`, as clients do.)
+    let mut sa = Reliable::connect(&n1, &n1.login("alice").await?).await?;
+    let mut sb = Reliable::connect(&n2, &n2.login("bob").await?).await?;
+    for i in 0..4 {
+        let seq = sa.send(&conv, &format!("during-a{i}"), "x", serde_json::json!({})).await?;
+        assert!(seq > *acked.last().unwrap_or(&0), "ack {seq} below an earlier one: {acked:?}");
+        acked.push(seq);
+        let seq = sb.send(&conv, &format!("during-b{i}"), "y", serde_json::json!({})).await?;
+        assert!(seq > *acked.last().unwrap_or(&0), "ack {seq} below an earlier one: {acked:?}");
+        acked.push(seq);
     }
-    // Bob, on the other node, cannot hear them live now; he will catch up.
+    // Bob's first device, on the other node, cannot hear Alice live now; he will catch up.
 
     // Redis comes back empty: the nodes reconnect, re-subscribe and tell their clients to sync.
     c.redis.up().await?;
@@ -220,8 +231,13 @@ async fn redis_restarted_mid_run_loses_nothing_and_delivery_resumes() -> TestRes
     }
     let page = wb.sync(&conv, last, 100).await?;
     let caught: Vec<i64> = sync_ids(&page).into_iter().map(|(s, _)| s).collect();
-    assert_eq!(caught, acked[5..].to_vec(), "what was acked while Redis was away is all there");
+    assert_eq!(caught, acked[5..].to_vec(), "what was acked while Redis was away is all there, once");
     last = *acked.last().ok_or("no acks")?;
+    // What reached this device live meanwhile (Bob's own messages from his other device on the
+    // same node) was all sequenced before the restart.
+    while let Some(v) = wb.next_within(Duration::from_millis(300)).await? {
+        assert!(v["type"] != "msg" || v["seq"].as_i64().is_some_and(|s| s <= last), "{v}");
+    }
 
     // Live delivery across nodes resumes, and seqs keep increasing although Redis forgot them.
     for i in 0..5 {

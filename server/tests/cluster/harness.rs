@@ -118,15 +118,23 @@ pub struct Cluster {
     pub nginx: Option<Nginx>,
     db: schema::db::scratch::ScratchDb,
     namespace: String,
+    /// Extra `IM__...` settings every node of this cluster gets.
+    env: Vec<(String, String)>,
 }
 
 impl Cluster {
     /// `n` nodes on one PostgreSQL database and a private Redis; with nginx if `lb`.
     pub async fn start(n: usize, lb: bool) -> TestResult<Self> {
+        Self::start_with(n, lb, &[]).await
+    }
+
+    /// [`Cluster::start`] with extra settings for every node (`("IM__CHAT__MAX_GROUP_MEMBERS", "6")`).
+    pub async fn start_with(n: usize, lb: bool, env: &[(&str, &str)]) -> TestResult<Self> {
         let db = tokio::task::spawn_blocking(schema::db::scratch::ScratchDb::postgres).await??;
         let redis = Redis::start().await?;
         let namespace = format!("t{}", rand_suffix());
-        let mut c = Cluster { redis, nodes: Vec::new(), nginx: None, db, namespace };
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let mut c = Cluster { redis, nodes: Vec::new(), nginx: None, db, namespace, env };
         for i in 0..n {
             let node = Node { id: format!("node-{}", i + 1), port: free_port()?, child: None };
             c.nodes.push(node);
@@ -141,8 +149,8 @@ impl Cluster {
 
     async fn boot(&mut self, i: usize) -> TestResult {
         let node = &self.nodes[i];
-        let mut child = Command::new(env!("CARGO_BIN_EXE_im-server"))
-            .env("IM__SERVER__BIND", format!("127.0.0.1:{}", node.port))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_im-server"));
+        cmd.env("IM__SERVER__BIND", format!("127.0.0.1:{}", node.port))
             .env("IM__SERVER__WORKERS", "1")
             .env("IM__SERVER__SHUTDOWN_TIMEOUT_SECS", "2")
             .env("IM__SERVER__DRAIN_GRACE_SECS", "1")
@@ -159,8 +167,11 @@ impl Cluster {
             .env("RUST_LOG", std::env::var("IM_TEST_NODE_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()?;
+            .kill_on_drop(true);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn()?;
         let stderr = child.stderr.take().ok_or("no stderr")?;
         let tag = node.id.clone();
         let echo = std::env::var_os("IM_TEST_NODE_LOG").is_some();
@@ -271,6 +282,19 @@ impl Cluster {
             c.wait().await?;
         }
         Ok(())
+    }
+
+    /// The process id of node `i`.
+    pub fn pid(&self, i: usize) -> TestResult<u32> {
+        self.nodes[i].child.as_ref().and_then(|c| c.id()).ok_or_else(|| "node not running".into())
+    }
+
+    /// Waits for node `i` to exit (after a signal sent by the test); returns whether it exited
+    /// cleanly.
+    pub async fn wait_exit(&mut self, i: usize) -> TestResult<bool> {
+        let Some(mut c) = self.nodes[i].child.take() else { return Ok(false) };
+        let status = tokio::time::timeout(Duration::from_secs(30), c.wait()).await??;
+        Ok(status.success())
     }
 
     /// Sends SIGTERM to node `i` and waits for it to exit; returns whether it exited cleanly.

@@ -9,6 +9,8 @@ mod helpers;
 #[path = "../api/ws_client.rs"]
 mod ws_client;
 
+mod client;
 mod cross_node;
 mod faults;
 mod harness;
+mod ownership;
