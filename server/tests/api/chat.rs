@@ -542,3 +542,55 @@ async fn same_device_replaces_and_logout_closes(app: TestApp) -> TestResult {
     assert_eq!(second.expect_close().await?, 4003);
     Ok(())
 }
+
+/// An owner stops after `chat.conversation_idle_secs` without traffic; frames that arrive just as
+/// it stops are queued by its registry and served by the next owner (the passivation
+/// handshake), never answered `unavailable`.
+#[actix_rt::test]
+async fn frames_racing_an_idle_stop_are_never_lost_sqlite() -> TestResult {
+    frames_racing_an_idle_stop_are_never_lost("sqlite").await
+}
+
+#[actix_rt::test]
+async fn frames_racing_an_idle_stop_are_never_lost_postgres() -> TestResult {
+    frames_racing_an_idle_stop_are_never_lost("postgres").await
+}
+
+async fn frames_racing_an_idle_stop_are_never_lost(backend: &str) -> TestResult {
+    let app = TestApp::spawn_tuned(backend, |s| s.chat.conversation_idle_secs = 1).await?;
+    let (a, b) = (app.user("alice").await?, app.user("bob").await?);
+    app.befriend(&a, &b).await?;
+    let conv = conv_of(&a, &b);
+    let mut wa = WsClient::connect(&app, &a).await?;
+    let mut wb = WsClient::connect(&app, &b).await?;
+    let metric = |name: &'static str| {
+        let state = app.state.clone();
+        move || {
+            state
+                .hub
+                .metrics
+                .render(Default::default())
+                .lines()
+                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+        }
+    };
+    let passivations = metric("im_owner_passivations_total ");
+    let mut seq = 0;
+    // Sends spread around the idle limit: before, at and after the owner's idle check.
+    for i in 0..16u64 {
+        actix_rt::time::sleep(Duration::from_millis(900 + (i % 4) * 300)).await;
+        let ack = wa.say(&conv, &format!("m{i}"), "still there?").await?;
+        let s = ack["seq"].as_i64().ok_or("seq")?;
+        assert_eq!(s, seq + 1, "one sequence across owners: {ack}");
+        seq = s;
+        let m = wb.expect("msg").await?;
+        assert_eq!(m["seq"], s);
+        // The read receipt goes through the owner too.
+        wb.send(json!({"type": "read", "conv": conv, "seq": s})).await?;
+        let r = wa.expect("read").await?;
+        assert_eq!(r["seq"], s);
+    }
+    let stops: u64 = passivations().and_then(|v| v.parse().ok()).unwrap_or(0);
+    assert!(stops >= 2, "the owner stopped and started again between the sends ({stops} stops)");
+    Ok(())
+}
