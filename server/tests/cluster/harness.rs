@@ -15,7 +15,15 @@ use crate::helpers::{Http, TestResult};
 /// The admin token every test node gets.
 pub const ADMIN: &str = "cluster-test-admin-token";
 /// Liveness TTL of a node in these tests (seconds): a killed node's users go offline this fast.
-pub const NODE_TTL_SECS: u64 = 3;
+/// `IM_TEST_NODE_TTL_SECS` overrides it (benches/scripts/failover.sh measures with the defaults).
+pub fn node_ttl_secs() -> u64 {
+    std::env::var("IM_TEST_NODE_TTL_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(3)
+}
+
+/// Heartbeat of a node in these tests (seconds); `IM_TEST_HEARTBEAT_SECS` overrides it.
+pub fn heartbeat_secs() -> u64 {
+    std::env::var("IM_TEST_HEARTBEAT_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(1)
+}
 
 /// A free loopback port (bound and released; the caller binds it right after).
 pub fn free_port() -> TestResult<u16> {
@@ -160,8 +168,8 @@ impl Cluster {
             .env("IM__CLUSTER__REDIS_URL", self.redis.url())
             .env("IM__CLUSTER__NODE_ID", &node.id)
             .env("IM__CLUSTER__NAMESPACE", &self.namespace)
-            .env("IM__CLUSTER__HEARTBEAT_SECS", "1")
-            .env("IM__CLUSTER__NODE_TTL_SECS", NODE_TTL_SECS.to_string())
+            .env("IM__CLUSTER__HEARTBEAT_SECS", heartbeat_secs().to_string())
+            .env("IM__CLUSTER__NODE_TTL_SECS", node_ttl_secs().to_string())
             .env("IM__AUTH__BCRYPT_COST", "4")
             .env("IM__ADMIN__TOKEN", ADMIN)
             .env("RUST_LOG", std::env::var("IM_TEST_NODE_LOG").unwrap_or_else(|_| "warn".into()))

@@ -281,7 +281,7 @@ async fn a_paused_owner_does_not_write_after_another_node_took_over() -> TestRes
     c.pause(p).await?;
     on_p.send(json!({"type": "send", "id": "while-paused", "conv": conv, "body": "am I late?"})).await?;
     // Past its lease, the other node takes the conversation over and acks at once.
-    actix_rt::time::sleep(Duration::from_secs(crate::harness::NODE_TTL_SECS + 1)).await;
+    actix_rt::time::sleep(Duration::from_secs(crate::harness::node_ttl_secs() + 1)).await;
     let mut q_seqs = Vec::new();
     for i in 0..5 {
         q_seqs.push(on_q.send(&conv, &format!("q{i}"), "the new owner", json!({})).await?);
