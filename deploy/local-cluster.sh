@@ -174,8 +174,8 @@ stop_node() {
         return 0
     }
     kill -TERM "$pid" 2>/dev/null || true
-    # server.shutdown_timeout_secs is 20 in cluster-node.toml; give it a little more.
-    deadline=$((SECONDS + 30))
+    # server.drain_grace_secs (5) + shutdown_timeout_secs (20) in cluster-node.toml; a little more.
+    deadline=$((SECONDS + 35))
     while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
         sleep 0.2
     done

@@ -439,6 +439,31 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_configs_load() {
+        for f in ["single-node.toml", "cluster-node.toml"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config").join(f);
+            let s = Settings::load(Some(&path), HashMap::new());
+            assert!(s.is_ok(), "deploy/config/{f}: {:?}", s.err());
+        }
+        let k8s = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/k8s/configmap.yaml"));
+        let k8s = k8s.unwrap_or_default();
+        // The ConfigMap embeds a TOML file, indented under `config.toml: |`.
+        let toml: String = k8s
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("config.toml:"))
+            .skip(1)
+            .take_while(|l| l.starts_with("    ") || l.trim().is_empty())
+            .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+            .collect();
+        assert!(toml.contains("[server]"), "no TOML found in deploy/k8s/configmap.yaml");
+        let dir = std::env::temp_dir().join(format!("im-k8s-{}.toml", std::process::id()));
+        assert!(std::fs::write(&dir, toml).is_ok());
+        let s = Settings::load(Some(&dir), HashMap::new());
+        let _ = std::fs::remove_file(&dir);
+        assert!(s.is_ok(), "deploy/k8s/configmap.yaml: {:?}", s.err());
+    }
+
+    #[test]
     fn defaults_are_embedded_single_node() -> Result<(), ConfigError> {
         let s = Settings::load(None, env(&[]))?;
         assert_eq!(s.server.bind, "127.0.0.1:8080");
