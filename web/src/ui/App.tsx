@@ -8,6 +8,7 @@ import { Contacts } from './Contacts';
 import { Groups } from './Groups';
 import { Me } from './Me';
 import { Join } from './Join';
+import { Icon } from './Icon';
 
 function Banner() {
   const s = useStore();
@@ -49,10 +50,10 @@ function Toast() {
 }
 
 const NAV = [
-  ['chats', '/', '💬'],
-  ['contacts', '/contacts', '👥'],
-  ['groups', '/groups', '#'],
-  ['me', '/me', '⚙'],
+  ['chats', '/'],
+  ['contacts', '/contacts'],
+  ['groups', '/groups'],
+  ['me', '/me'],
 ] as const;
 
 function Shell() {
@@ -63,7 +64,7 @@ function Shell() {
   return (
     <div class={`shell ${conv ? 'has-conv' : ''} view-${view}`}>
       <nav class="nav">
-        {NAV.map(([v, path, icon]) => (
+        {NAV.map(([v, path]) => (
           <a
             href={path}
             class={view === v ? 'on' : ''}
@@ -73,9 +74,7 @@ function Shell() {
               s.navigate(path);
             }}
           >
-            <span class="icon" aria-hidden="true">
-              {icon}
-            </span>
+            <Icon name={v} size={22} />
             <span class="label">{t(v)}</span>
             {v === 'chats' && unread > 0 && <span class="badge">{unread > 99 ? '99+' : unread}</span>}
             {v === 'contacts' && requests > 0 && <span class="badge" data-testid="requests-badge">{requests}</span>}

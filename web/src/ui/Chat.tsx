@@ -7,6 +7,7 @@ import type { Member, Message, PublicUser } from '../types';
 import { attempt, useStore, useTick } from './hooks';
 import { Avatar, ConvMenu } from './ConvList';
 import { GroupInfo } from './Groups';
+import { Icon } from './Icon';
 
 /** A system message's body as a sentence. */
 export function systemText(m: Message): string {
@@ -54,7 +55,7 @@ export function systemText(m: Message): string {
   }
 }
 
-const TICKS: Record<T.Tick, string> = { sending: '🕓', failed: '⚠', sent: '✓', delivered: '✓✓', read: '✓✓' };
+const TICKS: Record<T.Tick, string> = { sending: '', failed: '!', sent: '✓', delivered: '✓✓', read: '✓✓' };
 
 function Readers({ gid, seq }: { gid: number; seq: number }) {
   const [r, setR] = useState<{ read: PublicUser[]; unread: PublicUser[] } | null>(null);
@@ -117,13 +118,13 @@ function Bubble({ conv, row, tl, group }: { conv: string; row: T.Row; tl: T.Time
           {tick && (!group || tick === 'sending' || tick === 'failed') && (
             <span class={`tick ${tick}`} title={t('tick_' + tick)} aria-label={t('tick_' + tick)}>
               {' '}
-              {TICKS[tick]}
+              {tick === 'sending' ? <Icon name="clock" size={12} /> : TICKS[tick]}
             </span>
           )}
         </span>
         {stored && !stored.recalled && (
           <button class="icon-btn more" aria-label={t('menu')} data-testid="msg-menu-btn" onClick={() => setMenu(!menu)}>
-            ⋯
+            <Icon name="more" size={14} />
           </button>
         )}
       </div>
@@ -338,7 +339,7 @@ export function Chat({ conv }: { conv: string }) {
     <div class="chat" data-testid="chat" data-conv={conv}>
       <header class="chat-head">
         <button class="icon-btn back" aria-label={t('back')} onClick={() => s.navigate('/')}>
-          ‹
+          <Icon name="back" />
         </button>
         <Avatar name={title} online={gid ? undefined : s.online(peer)} group={!!gid} />
         <div class="grow clip">
@@ -359,19 +360,19 @@ export function Chat({ conv }: { conv: string }) {
         </div>
         {gid && (
           <button class="icon-btn" aria-label={t('info')} data-testid="group-info-btn" onClick={() => setInfo(!info)}>
-            ℹ
+            <Icon name="info" />
           </button>
         )}
         {c && (
           <button class="icon-btn" aria-label={t('menu')} data-testid="chat-menu-btn" onClick={() => setMenu(!menu)}>
-            ⋯
+            <Icon name="more" />
           </button>
         )}
         {menu && c && <ConvMenu c={c} onDone={() => setMenu(false)} />}
       </header>
       {group?.announcement && (
         <div class="announcement small" data-testid="announcement">
-          📣 {group.announcement}
+          <Icon name="megaphone" size={14} /> {group.announcement}
         </div>
       )}
       <div class="chat-body">

@@ -5,6 +5,7 @@ import { errorText, t } from '../i18n';
 import type { Friend, FriendRequest, PublicUser } from '../types';
 import { attempt, useStore } from './hooks';
 import { Avatar } from './ConvList';
+import { Icon } from './Icon';
 
 function Search() {
   const s = useStore();
@@ -149,7 +150,11 @@ function FriendRow({ f }: { f: Friend }) {
       <Avatar name={s.nameOf(f.user.id)} online={f.online} />
       <div class="grow">
         <div>
-          {s.nameOf(f.user.id)} {f.dnd && <span aria-label={t('dnd_on')}>🔕</span>}
+          {s.nameOf(f.user.id)} {f.dnd && (
+            <span class="muted" title={t('dnd_on')}>
+              <Icon name="mute" size={14} />
+            </span>
+          )}
         </div>
         <div class="muted small">
           @{f.user.username} · {f.online ? t('online') : t('offline')}
@@ -159,7 +164,7 @@ function FriendRow({ f }: { f: Friend }) {
         {t('chat')}
       </button>
       <button class="icon-btn" aria-label={t('menu')} data-testid="friend-menu-btn" onClick={() => setOpen(!open)}>
-        ⋯
+        <Icon name="more" />
       </button>
       {open && (
         <div class="friend-edit">

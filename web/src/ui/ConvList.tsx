@@ -3,6 +3,7 @@ import { convPath, sortConvs, store } from '../store';
 import { fmtTime, t } from '../i18n';
 import type { Conversation } from '../types';
 import { attempt, useStore } from './hooks';
+import { Icon } from './Icon';
 
 export function Avatar({ name, online, group }: { name: string; online?: boolean; group?: boolean }) {
   const ch = [...(name || '?')][0]?.toUpperCase() ?? '?';
@@ -86,7 +87,11 @@ export function ConvList() {
               <div class="grow clip">
                 <div class="row between">
                   <span class="title clip" data-testid="conv-title">
-                    {c.pinned && <span aria-label={t('pin')}>📌 </span>}
+                    {c.pinned && (
+                      <span class="pin" title={t('pin')} data-testid="pinned">
+                        <Icon name="pin" size={13} />{' '}
+                      </span>
+                    )}
                     {title}
                   </span>
                   <span class="muted small">{c.last_message?.ts ? fmtTime(c.last_message.ts) : ''}</span>
@@ -95,7 +100,11 @@ export function ConvList() {
                   <span class={`muted small clip ${c.mentioned ? 'mention' : ''}`} data-testid="conv-preview">
                     {preview(c)}
                   </span>
-                  {c.dnd && <span class="muted small" aria-label={t('dnd_on')}>🔕</span>}
+                  {c.dnd && (
+                    <span class="muted" title={t('dnd_on')} data-testid="conv-dnd">
+                      <Icon name="mute" size={14} />
+                    </span>
+                  )}
                   {c.unread > 0 && (
                     <span class={`badge ${c.dnd ? 'soft' : ''}`} data-testid="unread">
                       {c.unread > 99 ? '99+' : c.unread}
@@ -105,7 +114,7 @@ export function ConvList() {
               </div>
             </a>
             <button class="icon-btn" aria-label={t('menu')} data-testid="conv-menu-btn" onClick={() => setMenu(menu === c.conv ? null : c.conv)}>
-              ⋯
+              <Icon name="more" />
             </button>
             {menu === c.conv && <ConvMenu c={c} onDone={() => setMenu(null)} />}
           </li>

@@ -5,6 +5,7 @@ import { fmtTime, t } from '../i18n';
 import type { Group, Invite, Member } from '../types';
 import { attempt, useStore } from './hooks';
 import { Avatar } from './ConvList';
+import { Icon } from './Icon';
 
 function NewGroup({ onDone }: { onDone: () => void }) {
   const s = useStore();
@@ -153,7 +154,7 @@ function MemberRow({ g, m }: { g: Group; m: Member }) {
       </div>
       {canManage && (
         <button class="icon-btn" aria-label={t('menu')} data-testid="member-menu-btn" onClick={() => setOpen(!open)}>
-          ⋯
+          <Icon name="more" />
         </button>
       )}
       {open && (
@@ -222,7 +223,7 @@ export function GroupInfo({ gid, onClose }: { gid: number; onClose: () => void }
       <div class="row between">
         <h2 class="clip">{g.name}</h2>
         <button class="icon-btn" aria-label={t('cancel')} onClick={onClose}>
-          ✕
+          <Icon name="close" />
         </button>
       </div>
       {staff && !g.dissolved && (
