@@ -107,6 +107,7 @@ export async function launch() {
 /** A person: a browser context (its own storage) and a page, confirm() dialogs accepted. */
 export async function person(browser, base, opts = {}) {
   const ctx = await browser.newContext({ locale: opts.locale ?? 'en-US', viewport: opts.viewport ?? { width: 1200, height: 800 } });
+  ctx.setDefaultTimeout(10_000);
   const page = await ctx.newPage();
   wire(page);
   if (opts.open !== false) await page.goto(base + (opts.path ?? '/'));

@@ -209,14 +209,24 @@ export function GroupInfo({ gid, onClose }: { gid: number; onClose: () => void }
   useEffect(() => {
     void s.refreshGroup(gid).catch(() => {});
   }, [gid]);
-  useEffect(() => {
-    setName(g?.name ?? '');
-    setAnn(g?.announcement ?? '');
-  }, [g?.name, g?.announcement]);
+  // Each field follows the group on its own, so a change to one does not undo an edit of the other.
+  useEffect(() => setName(g?.name ?? ''), [g?.name]);
+  useEffect(() => setAnn(g?.announcement ?? ''), [g?.announcement]);
   if (!g) return null;
   const staff = g.my_role !== 'member';
   const canInvite = !g.dissolved && (staff || g.invite_policy === 'members');
-  const change = (body: object) => () => void attempt(async () => (await A.patch(`/groups/${gid}`, body), await s.refreshGroup(gid)));
+  // Shown at once (a checkbox follows the click), then confirmed, or undone, by the server.
+  const change = (body: Partial<Group>) => () => {
+    s.groups.set(gid, { ...g, ...body });
+    s.changed();
+    void attempt(async () => {
+      try {
+        await A.patch(`/groups/${gid}`, body);
+      } finally {
+        await s.refreshGroup(gid);
+      }
+    });
+  };
   const invitable = s.friends.filter((f) => !members.some((m) => m.user.id === f.user.id));
   return (
     <aside class="panel" data-testid="group-info">
