@@ -71,6 +71,9 @@ export function mergeMessages(tl: Timeline, incoming: Message[], me: number): Ti
   for (const m of incoming) {
     if (m.conv !== tl.conv || tl.deleted.has(m.seq)) continue;
     if (m.from === me) tl.pending = tl.pending.filter((p) => p.id !== m.id);
+    // Sending moves the sender's read mark up to their message (PROTOCOL.md, `read`): in a 1:1
+    // chat the peer's message says they have read everything before it, receipt or not.
+    else applyReceipt(tl, 'read', m.seq);
     const at = lowerBound(tl.msgs, m.seq);
     const there = tl.msgs[at];
     if (there && there.seq === m.seq) {

@@ -188,6 +188,14 @@ describe('ticks', () => {
     expect(ticks()).toEqual(['read', 'read']);
   });
 
+  it('a message from the peer means they read everything before it', () => {
+    const tl = T.emptyTimeline(CONV);
+    echo(tl, 'w-1');
+    T.applyAck(tl, { id: 'w-1', seq: 1, ts: 1 }, ME);
+    T.applyLive(tl, m(2, PEER), ME);
+    expect(T.tickOf(tl, T.rows(tl)[0])).toBe('read');
+  });
+
   it('receipts never go back, and a read implies delivered', () => {
     const tl = T.emptyTimeline(CONV);
     T.applyReceipt(tl, 'read', 5);
