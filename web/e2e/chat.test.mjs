@@ -89,7 +89,7 @@ describe('two people', () => {
     assert.match(await echo.getAttribute('data-id'), /^w\d+-/);
     await until(async () => (await echo.getAttribute('data-seq')) !== '', 'ack');
     await bubble(bob.page, 'echo test').waitFor();
-    await ann.page.screenshot({ path: join(shots, 'web-client.png') });
+    await ann.page.screenshot({ path: join(shots, 'web-client-chat.png') });
   });
 
   test('delivered but not read while the chat is not open', async () => {

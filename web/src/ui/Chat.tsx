@@ -17,10 +17,11 @@ export function systemText(m: Message): string {
   } catch {
     return t('sys_other');
   }
-  const n = (id: number) => (id === store.me?.id ? t('you') : store.nameOf(id));
-  const by = n(b.by ?? m.from);
-  const user = b.user != null ? n(b.user) : '';
-  const users = Array.isArray(b.users) ? b.users.map(n).join(', ') : '';
+  // I am "You" as the one who acts, "you" as the one acted on.
+  const n = (id: number, subject = false) => (id === store.me?.id ? t(subject ? 'you' : 'you_obj') : store.nameOf(id));
+  const by = n(b.by ?? m.from, true);
+  const user = b.user != null ? n(b.user, b.event === 'left') : '';
+  const users = Array.isArray(b.users) ? b.users.map((u: number) => n(u, b.via === 'invite')).join(', ') : '';
   switch (b.event) {
     case 'renamed':
       return t('sys_renamed', { by, name: b.name });

@@ -257,7 +257,7 @@ function Friends() {
                 </form>
               ) : (
                 <span>
-                  {c.name} <span class="muted small">({list.length})</span>
+                  {c.is_default && c.name === 'Friends' ? t('default_category') : c.name} <span class="muted small">({list.length})</span>
                 </span>
               )}
               <span class="row">
