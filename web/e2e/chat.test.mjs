@@ -202,6 +202,74 @@ describe('two people', () => {
   });
 });
 
+describe('contacts and devices', () => {
+  test('categories, remark, do-not-disturb, reject and ignore, removing a friend, signing a device out', async () => {
+    const names = { eve: uname('eve'), fay: uname('fay'), gus: uname('gus'), hal: uname('hal') };
+    const [eve, fay, gus, hal] = await Promise.all(Object.keys(names).map(() => person(browser, srv.base)));
+    await register(eve.page, names.eve);
+    await register(fay.page, names.fay, { nickname: 'Fay' });
+    await register(gus.page, names.gus);
+    await register(hal.page, names.hal);
+    await befriend(eve.page, fay.page, names.fay, 'eve for fay');
+    const p = eve.page;
+    await p.getByTestId('nav-contacts').click();
+    // A category: create, move the friend into it, rename it, delete it (the friend goes back).
+    await p.getByTestId('new-category').fill('Work');
+    await p.getByTestId('add-category').click();
+    await p.locator('[data-testid=category][data-name=Work]').waitFor();
+    const friend = p.locator(`[data-testid=friend][data-user="${names.fay}"]`);
+    await friend.getByTestId('friend-menu-btn').click();
+    await friend.getByTestId('move-category').selectOption({ label: 'Work' });
+    await p.locator(`[data-testid=category][data-name=Work] [data-testid=friend][data-user="${names.fay}"]`).waitFor();
+    const work = p.locator('[data-testid=category][data-name=Work]');
+    await work.getByTestId('rename-category').click();
+    await work.getByTestId('category-name').fill('Colleagues');
+    await work.getByTestId('category-name').press('Enter');
+    const colleagues = p.locator('[data-testid=category][data-name=Colleagues]');
+    await colleagues.locator(`[data-testid=friend][data-user="${names.fay}"]`).waitFor();
+    // Remark and do-not-disturb.
+    const f2 = colleagues.locator(`[data-testid=friend][data-user="${names.fay}"]`);
+    if ((await f2.getByTestId('remark-input').count()) === 0) await f2.getByTestId('friend-menu-btn').click();
+    await f2.getByTestId('remark-input').fill('Fay from work');
+    await f2.getByTestId('save-remark').click();
+    await p.locator(`[data-testid=friend][data-user="${names.fay}"]`, { hasText: 'Fay from work' }).waitFor();
+    await p.locator(`[data-testid=friend][data-user="${names.fay}"]`).getByTestId('friend-dnd').check();
+    await until(async () => p.locator(`[data-testid=friend][data-user="${names.fay}"] [data-testid=friend-dnd]`).isChecked(), 'dnd');
+    await colleagues.getByTestId('delete-category').click();
+    await p.locator(`[data-testid=category][data-name=Friends] [data-testid=friend][data-user="${names.fay}"]`).waitFor();
+    // Requests from gus (rejected) and hal (ignored); an ignore is silent: hal still sees pending.
+    for (const [who, action] of [[gus, 'reject'], [hal, 'ignore']]) {
+      await who.page.getByTestId('nav-contacts').click();
+      await who.page.getByTestId('search-input').fill(names.eve);
+      await who.page.getByTestId('search-btn').click();
+      await who.page.locator(`[data-testid=search-hit][data-user="${names.eve}"]`).getByTestId('send-request').click();
+      const req = p.locator(`[data-testid=request][data-user="${who === gus ? names.gus : names.hal}"]`);
+      await req.getByTestId(action).click();
+      await p.locator(`[data-testid=request][data-user="${who === gus ? names.gus : names.hal}"][data-status="${action === 'reject' ? 'rejected' : 'ignored'}"]`).waitFor();
+    }
+    await hal.page.reload();
+    await hal.page.getByTestId('nav-contacts').click();
+    await hal.page.getByTestId('requests-out').click();
+    await hal.page.locator(`[data-testid=request][data-user="${names.eve}"][data-status=pending]`).waitFor();
+    // Removing a friend.
+    await p.locator(`[data-testid=friend][data-user="${names.fay}"]`).getByTestId('friend-menu-btn').click();
+    await p.locator(`[data-testid=friend][data-user="${names.fay}"]`).getByTestId('delete-friend').click();
+    await until(async () => (await p.locator(`[data-testid=friend][data-user="${names.fay}"]`).count()) === 0, 'friend removed');
+    // Devices: a second sign-in of eve's shows in the list, and signing it out ends that session.
+    const other = await person(browser, srv.base);
+    await signIn(other.page, names.eve);
+    await p.getByTestId('nav-me').click();
+    await until(async () => (await p.getByTestId('device').count()) === 2, 'two devices');
+    await p.locator('[data-testid=device]').filter({ hasNotText: 'this device' }).getByRole('button').click();
+    await other.page.getByTestId('auth-form').waitFor();
+    await until(async () => (await p.getByTestId('device').count()) === 1, 'one device left');
+    // Signing out this device.
+    await p.getByTestId('sign-out').click();
+    await p.getByTestId('auth-form').waitFor();
+    for (const x of [eve, fay, gus, hal, other]) await x.ctx.close();
+  });
+});
+
 describe('phone layout and Chinese', () => {
   test('the Chinese UI renders, and the language can be switched', async () => {
     const zh = await person(browser, srv.base, { locale: 'zh-CN' });
