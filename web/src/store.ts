@@ -379,10 +379,6 @@ export class Store {
     return tl;
   }
 
-  loaded(conv: string): boolean {
-    return this.timelines.has(conv) && !this.loading.has(conv) && this.timelines.get(conv)!.loaded;
-  }
-
   async openConv(conv: string): Promise<void> {
     if (!this.me) return;
     const tl = this.timeline(conv);
@@ -438,7 +434,7 @@ export class Store {
     const tl = this.timelines.get(conv);
     const c = this.convs.get(conv);
     if (!tl || !c || !tl.loaded) return;
-    const seq = Math.min(T.newestSeq(tl), Math.max(c.max_seq, T.newestSeq(tl)));
+    const seq = T.newestSeq(tl);
     if (seq <= c.read_seq) {
       if (c.unread || c.mentioned) {
         c.unread = 0;
