@@ -121,7 +121,7 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
             )
             .configure(routes::configure)
             .service(web::resource("/ws").route(web::get().to(crate::ws::connect)))
-            .default_service(web::to(routes::not_found))
+            .default_service(web::to(routes::webapp::serve))
     })
     .disable_signals()
     // Frames are small and latency-bound: no Nagle delay behind the peer's delayed ACK.

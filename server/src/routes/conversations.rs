@@ -69,6 +69,11 @@ pub struct ConversationView {
     pub mentioned: bool,
     /// The group, for group conversations.
     pub group: Option<GroupRef>,
+    /// 1:1 only (`null` for groups): the peer's read mark, so a client can show "read" ticks
+    /// for messages whose receipts it was not online to get.
+    pub peer_read_seq: Option<i64>,
+    /// 1:1 only (`null` for groups): the peer's delivered mark (at least `peer_read_seq`).
+    pub peer_delivered_seq: Option<i64>,
 }
 
 /// A group as the conversation list names it.
@@ -95,6 +100,16 @@ async fn entries(state: &AppState, me: UserId, only: Option<String>) -> ApiResul
             }
             let peers: Vec<i64> = rows.iter().filter_map(|(s, _)| s.peer_id).collect();
             let people = users::find_many(c, &peers)?;
+            // The peers' marks, for ticks: (conv, read, delivered).
+            let mut marks = Vec::new();
+            for (s, _) in &rows {
+                if let Some(peer) = s.peer_id {
+                    if let Some(ps) = q::state(c, peer, &s.conv_id)? {
+                        let read = ps.read_seq.max(ps.cleared_seq);
+                        marks.push((s.conv_id.clone(), read, ps.delivered_seq.max(read)));
+                    }
+                }
+            }
             let mut groups = Vec::new();
             for (s, cv) in &mut rows {
                 if let Some(ConvKind::Group(g)) = ConvId(s.conv_id.clone()).kind() {
@@ -114,16 +129,20 @@ async fn entries(state: &AppState, me: UserId, only: Option<String>) -> ApiResul
             rows.sort_by(|(a, x), (b, y)| {
                 (b.pinned, y.last_ts, y.created_at).cmp(&(a.pinned, x.last_ts, x.created_at))
             });
-            Ok((rows, people, groups))
+            Ok((rows, people, groups, marks))
         })
         .await?;
-    let (rows, people, groups) = rows;
+    let (rows, people, groups, marks) = rows;
     Ok(rows
         .into_iter()
         .map(|(s, cv)| {
             let peer = s.peer_id.and_then(|p| people.iter().find(|u| u.id == p)).map(PublicUser::from);
             let read = s.read_seq.max(s.cleared_seq);
+            let direct = s.peer_id.is_some();
+            let peer_marks = marks.iter().find(|(conv, ..)| *conv == s.conv_id);
             ConversationView {
+                peer_read_seq: direct.then(|| peer_marks.map_or(0, |m| m.1)),
+                peer_delivered_seq: direct.then(|| peer_marks.map_or(0, |m| m.2)),
                 kind: if s.conv_id.starts_with("g:") { "group" } else { "direct" },
                 peer,
                 last_message: (cv.last_seq > s.cleared_seq).then(|| LastMessageView {

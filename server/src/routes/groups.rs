@@ -400,7 +400,11 @@ async fn unmute(state: web::Data<AppState>, me: Authed, path: web::Path<(i64, i6
 #[derive(Debug, Serialize)]
 struct InviteView {
     token: String,
+    /// The JSON preview of the link (`GET /api/v1/groups/invites/<token>`).
     url: String,
+    /// The page a person opens to join (`/join/<token>`, served by the web client); what the QR
+    /// codes encode.
+    join_url: String,
     group_id: i64,
     expires_at: Option<i64>,
     max_uses: Option<i64>,
@@ -411,10 +415,16 @@ fn invite_url(state: &AppState, token: &str) -> String {
     format!("{}/api/v1/groups/invites/{token}", state.settings.server.public_url.trim_end_matches('/'))
 }
 
+/// The human link: the web client's join page for the token.
+fn join_url(state: &AppState, token: &str) -> String {
+    format!("{}/join/{token}", state.settings.server.public_url.trim_end_matches('/'))
+}
+
 impl InviteView {
     fn new(state: &AppState, i: &GroupInvite) -> Self {
         InviteView {
             url: invite_url(state, &i.token),
+            join_url: join_url(state, &i.token),
             token: i.token.clone(),
             group_id: i.group_id,
             expires_at: i.expires_at,
@@ -535,7 +545,8 @@ async fn load_invite(state: &AppState, token: String) -> ApiResult<(GroupInvite,
 }
 
 /// `GET /groups/invites/{token}`: a preview (name, member count) for someone deciding to join.
-async fn preview_invite(state: web::Data<AppState>, _me: Authed, path: web::Path<String>) -> ApiResult<HttpResponse> {
+/// No sign-in needed: the token is the secret, and the join page shows it to visitors first.
+async fn preview_invite(state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let (i, g, n) = load_invite(&state, path.into_inner()).await?;
     if let Some(p) = invite_problem(&i, &g, state.clock.now_ms()) {
         return Err(p);
@@ -547,18 +558,19 @@ async fn preview_invite(state: web::Data<AppState>, _me: Authed, path: web::Path
 }
 
 fn qr(state: &AppState, token: &str) -> ApiResult<qrcode::QrCode> {
-    qrcode::QrCode::new(invite_url(state, token).as_bytes()).map_err(ApiError::internal)
+    qrcode::QrCode::new(join_url(state, token).as_bytes()).map_err(ApiError::internal)
 }
 
-/// `GET /groups/invites/{token}/qr.svg`: the link as a QR code (SVG).
-async fn qr_svg(state: web::Data<AppState>, _me: Authed, path: web::Path<String>) -> ApiResult<HttpResponse> {
+/// `GET /groups/invites/{token}/qr.svg`: the join page's link as a QR code (SVG); no sign-in
+/// needed, so that an `<img>` can show it.
+async fn qr_svg(state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let (i, _, _) = load_invite(&state, path.into_inner()).await?;
     let svg = qr(&state, &i.token)?.render::<qrcode::render::svg::Color>().min_dimensions(256, 256).build();
     Ok(HttpResponse::Ok().content_type("image/svg+xml").body(svg))
 }
 
-/// `GET /groups/invites/{token}/qr.png`: the link as a QR code (PNG).
-async fn qr_png(state: web::Data<AppState>, _me: Authed, path: web::Path<String>) -> ApiResult<HttpResponse> {
+/// `GET /groups/invites/{token}/qr.png`: the join page's link as a QR code (PNG); no sign-in.
+async fn qr_png(state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let (i, _, _) = load_invite(&state, path.into_inner()).await?;
     let img = qr(&state, &i.token)?.render::<image::Luma<u8>>().min_dimensions(256, 256).build();
     let mut png = std::io::Cursor::new(Vec::new());

@@ -6,6 +6,9 @@
 //! - [`groups`]: `/api/v1/groups/*` (group messages are sent over `/ws` too).
 //! - [`conversations`]: `/api/v1/conversations/*` (messages are sent over `/ws`).
 //! - [`admin`]: `/admin/v1/*` and `/metrics`, behind the admin token (absent when none is set).
+//! - [`limits`]: `/api/v1/limits`, the limits a client needs to know.
+//! - [`webapp`]: the web client (`web/dist`, embedded) at `/` and every other path, as the
+//!   fallback service.
 
 pub mod accounts;
 pub mod admin;
@@ -13,6 +16,8 @@ pub mod conversations;
 pub mod friends;
 pub mod groups;
 pub mod health;
+pub mod limits;
+pub mod webapp;
 
 use actix_web::{error::JsonPayloadError, web, HttpRequest};
 use serde::{Deserialize, Serialize};
@@ -106,7 +111,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(accounts::configure)
                 .configure(friends::configure)
                 .configure(conversations::configure)
-                .configure(groups::configure),
+                .configure(groups::configure)
+                .configure(limits::configure),
         )
         .configure(admin::configure);
 }

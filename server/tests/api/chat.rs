@@ -223,6 +223,11 @@ async fn receipts_and_read_sync_across_devices(app: TestApp) -> TestResult {
 
     let (_, list) = app.get("/api/v1/conversations", &b.token).await?;
     assert_eq!((list["items"][0]["read_seq"].as_i64(), list["items"][0]["unread"].as_i64()), (Some(2), Some(1)));
+    // The sender's list carries the peer's marks (ticks for a client that missed the receipts).
+    let (_, list) = app.get("/api/v1/conversations", &a.token).await?;
+    let entry = &list["items"][0];
+    assert_eq!(entry["peer_read_seq"].as_i64(), Some(2), "{entry}");
+    assert!(entry["peer_delivered_seq"].as_i64().is_some_and(|d| d >= 2), "{entry}");
     // Reading past the end clamps to the last message.
     wb2.send(json!({"type": "read", "conv": conv, "seq": 99})).await?;
     let mark = wb.expect("read_mark").await?;

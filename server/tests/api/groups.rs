@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_error, items, TestApp, TestResult, User};
@@ -384,9 +384,15 @@ async fn invite_links(app: TestApp) -> TestResult {
         .await?;
     assert_eq!(s, StatusCode::CREATED, "{inv}");
     let token = inv["token"].as_str().ok_or("token")?.to_owned();
-    assert!(inv["url"].as_str().is_some_and(|u| u.ends_with(&token)));
+    assert!(inv["url"].as_str().is_some_and(|u| u.ends_with(&format!("/api/v1/groups/invites/{token}"))));
+    assert!(inv["join_url"].as_str().is_some_and(|u| u.ends_with(&format!("/join/{token}"))), "{inv}");
     let (s, p) = app.get(&format!("/api/v1/groups/invites/{token}"), &u1.token).await?;
     assert_eq!((s, p["name"].as_str(), p["member_count"].as_i64()), (StatusCode::OK, Some("Team"), Some(2)));
+    // A visitor who is not signed in sees the preview and the QR code too (the join page).
+    let (s, p) = app.call(Method::GET, &format!("/api/v1/groups/invites/{token}"), None, None).await?;
+    assert_eq!((s, p["name"].as_str()), (StatusCode::OK, Some("Team")));
+    let (s, _) = app.raw_get(&format!("/api/v1/groups/invites/{token}/qr.svg"), "not-a-token").await?;
+    assert_eq!(s, StatusCode::OK);
     // QR codes of the link.
     let (s, svg) = app.raw_get(&format!("/api/v1/groups/invites/{token}/qr.svg"), &u1.token).await?;
     assert_eq!(s, StatusCode::OK);

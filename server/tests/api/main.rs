@@ -9,4 +9,5 @@ mod chat_limits;
 mod friends;
 mod groups;
 mod helpers;
+mod web;
 mod ws_client;

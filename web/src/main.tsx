@@ -1,0 +1,10 @@
+import { render } from 'preact';
+import { App } from './ui/App';
+import { bindText, store } from './store';
+import { errorText, lang, setLang, t } from './i18n';
+import './style.css';
+
+bindText(t, errorText);
+setLang(lang);
+render(<App />, document.getElementById('app') as HTMLElement);
+void store.boot();
