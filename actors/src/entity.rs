@@ -25,7 +25,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use schema::ConvId;
@@ -41,6 +41,9 @@ use crate::metrics::{inc, Metrics};
 /// How often a command may be bounced between nodes (each says another owns it) before it is
 /// answered `unavailable`.
 pub const MAX_HOPS: u8 = 3;
+
+/// How long a shard remembers where a conversation's remote owner runs without using it.
+pub const REMOTE_CACHE_IDLE: Duration = Duration::from_secs(300);
 
 /// Where the answer to a command goes.
 pub enum Reply {
@@ -374,8 +377,9 @@ enum Entry {
     Owned(Owned),
     /// Looking for the owner (or becoming it); commands wait, in arrival order.
     Resolving(VecDeque<Queued>),
-    /// The owner runs on that node (as of the last look).
-    Remote(String),
+    /// The owner runs on that node (as of the last look); `used` is when a command last went
+    /// there (entries unused for [`REMOTE_CACHE_IDLE`] are forgotten).
+    Remote(String, Instant),
     /// The owner here is stopping; commands wait until it has, then go to the next owner.
     Stopping { instance: u64, queue: VecDeque<Queued>, release: Option<i64> },
 }
@@ -418,6 +422,12 @@ pub struct Shard {
 
 impl Actor for Shard {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(REMOTE_CACHE_IDLE / 5, |act, _| {
+            act.entries.retain(|_, e| !matches!(e, Entry::Remote(_, used) if used.elapsed() >= REMOTE_CACHE_IDLE));
+        });
+    }
 }
 
 fn insert_ordered(queue: &mut VecDeque<Queued>, q: Queued) {
@@ -430,7 +440,8 @@ impl Shard {
         match self.entries.get_mut(&conv) {
             Some(Entry::Owned(o)) => o.owner.exec.do_send(Exec { cmd: q.cmd, reply: q.reply }),
             Some(Entry::Resolving(queue)) | Some(Entry::Stopping { queue, .. }) => insert_ordered(queue, q),
-            Some(Entry::Remote(node)) => {
+            Some(Entry::Remote(node, used)) => {
+                *used = Instant::now();
                 let node = node.clone();
                 if q.reply.is_remote() {
                     // Commands are routed once: a node asked by another answers for itself.
@@ -507,7 +518,7 @@ impl Shard {
                 self.entries.insert(conv, Entry::Owned(Owned { owner, instance, epoch, tenure }));
             }
             Resolution::Held(node) | Resolution::Placed(node) => {
-                self.entries.insert(conv.clone(), Entry::Remote(node.clone()));
+                self.entries.insert(conv.clone(), Entry::Remote(node.clone(), Instant::now()));
                 for q in queue {
                     if q.reply.is_remote() {
                         q.reply.answer(Answer::NotOwner { holder: Some(node.clone()), draining: false });
@@ -575,7 +586,7 @@ impl Shard {
                     // may not have run; the client resends (dedup makes that safe).
                     pending.forget(id);
                     inc(&act.env.metrics.route_failures);
-                    if matches!(act.entries.get(&conv), Some(Entry::Remote(n)) if *n == node) {
+                    if matches!(act.entries.get(&conv), Some(Entry::Remote(n, _)) if *n == node) {
                         act.entries.remove(&conv);
                     }
                     q.reply.send(Err(ChatError::unavailable(format!("the owner of {conv} on {node} did not answer"))));
@@ -592,13 +603,13 @@ impl Shard {
             return q.reply.send(Err(ChatError::unavailable(format!("no node owns {conv} right now; retry"))));
         }
         match self.entries.get_mut(&conv) {
-            Some(Entry::Remote(n)) if n == node => {
+            Some(Entry::Remote(n, _)) if n == node => {
                 self.entries.insert(conv.clone(), Entry::Resolving(VecDeque::from([q])));
                 self.resolve(conv, ctx);
             }
             Some(Entry::Resolving(queue)) | Some(Entry::Stopping { queue, .. }) => insert_ordered(queue, q),
             Some(Entry::Owned(o)) => o.owner.exec.do_send(Exec { cmd: q.cmd, reply: q.reply }),
-            Some(Entry::Remote(_)) => self.dispatch(conv, q, ctx),
+            Some(Entry::Remote(..)) => self.dispatch(conv, q, ctx),
             None => {
                 self.entries.insert(conv.clone(), Entry::Resolving(VecDeque::from([q])));
                 self.resolve(conv, ctx);
@@ -782,7 +793,7 @@ impl Handler<NodesGone> for Shard {
     type Result = ();
 
     fn handle(&mut self, msg: NodesGone, _: &mut Context<Self>) {
-        self.entries.retain(|_, e| !matches!(e, Entry::Remote(n) if msg.nodes.contains(n)));
+        self.entries.retain(|_, e| !matches!(e, Entry::Remote(n, _) if msg.nodes.contains(n)));
     }
 }
 
@@ -810,7 +821,7 @@ impl Handler<LeaseChanged> for Shard {
         }
         // Owners elsewhere may have changed while the lease was away.
         if msg.held {
-            self.entries.retain(|_, e| !matches!(e, Entry::Remote(_)));
+            self.entries.retain(|_, e| !matches!(e, Entry::Remote(..)));
         }
     }
 }
@@ -829,7 +840,7 @@ impl Handler<HandOver> for Shard {
         for c in convs {
             self.stop_owner(&c, StopReason::Handover);
         }
-        self.entries.retain(|_, e| !matches!(e, Entry::Remote(_)));
+        self.entries.retain(|_, e| !matches!(e, Entry::Remote(..)));
         if !self.owns_any() {
             return Box::pin(async {});
         }

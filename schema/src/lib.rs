@@ -6,8 +6,11 @@
 //! - [`ids`]: newtype ids (`UserId`, `ConvId`, ...) and the conversation-id format.
 //! - [`clock`]: the millisecond clock every time rule reads (tests move it).
 //! - [`db`]: the connection enum over SQLite and PostgreSQL, the pool, embedded migrations, and one
-//!   query module per area (`users`, `devices`, `friends`, `messages`).
-//! - [`message`]: the stored message record shared by the SQL and MongoDB message stores.
+//!   query module per area (`users`, `devices`, `friends`, `messages`, `conversations`, `groups`,
+//!   `owners`: the fencing epochs of conversation owners), the models and the portable `schema`,
+//!   and throw-away test databases (`scratch`).
+//! - [`message`]: the stored message record shared by the SQL and MongoDB message stores, append
+//!   outcomes and the owner epoch a batch is fenced with.
 //! - [`protocol`]: the WebSocket frames in both directions.
 
 pub mod clock;
