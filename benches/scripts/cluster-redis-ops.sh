@@ -14,6 +14,7 @@
 #   3. group-two     2 nodes, one 1,000-member group with its members spread over both nodes;
 #   4. lb-step       3 nodes behind nginx, 1:1 pairs connected through nginx, the send rate
 #                    stepped up until send->ack p99 passes 50 ms or anything is lost.
+# ONLY="group-two" (names separated by spaces) runs some of them.
 # Results (generator JSON, Redis command stats) go to OUT (default run/cluster-redis-ops), and a
 # table to stdout: Redis calls per message by command, ack/delivery p50/p99, the highest rate that held.
 set -euo pipefail
@@ -50,7 +51,7 @@ node_pids=()
 start_node() { # id port migrate
     IM__SERVER__BIND="127.0.0.1:$2" IM__CLUSTER__NODE_ID="$1" IM__CLUSTER__REDIS_URL="$REDIS" \
     IM__CLUSTER__NAMESPACE=bench IM__DATABASE__URL="$PG/im_bench_ops" IM__DATABASE__RUN_MIGRATIONS="$3" \
-    IM__AUTH__BCRYPT_COST=4 IM__WS__FRAMES_PER_SEC=100000 IM__WS__BURST=100000 IM__SERVER__DRAIN_GRACE_SECS=0 \
+    IM__AUTH__BCRYPT_COST=4 IM__WS__FRAMES_PER_SEC=100000 IM__WS__BURST=100000 \
     RUST_LOG=warn "$SERVER" >>"$OUT/$1.log" 2>&1 &
     pids+=($!)
     node_pids+=($!)
@@ -78,8 +79,10 @@ sample() { # file
         sleep 0.5
     done >"$1"
 }
+ONLY="${ONLY:-direct-same direct-cross group-two lb-step}"
 run() { # name args...
     local name=$1; shift
+    [[ " $ONLY " == *" $name "* ]] || return 0
     echo "== $name" >&2
     rcli config resetstat >/dev/null
     local list sampler
@@ -102,6 +105,7 @@ cluster 2
 run group-two group --url "$N1" --nodes "$N1,$N2" --groups 1 --members 1000 --rate "$GROUP_RATE" --duration "$DURATION"
 
 # Three nodes behind nginx, with the shipped configuration.
+if [[ " $ONLY " == *" lb-step "* ]]; then
 cluster 3
 NGINX_PORT=8099
 mkdir -p "$OUT/nginx-tmp"
@@ -117,11 +121,12 @@ awk -v nodes="$nodes" -v run="$OUT" -v port="$NGINX_PORT" '
     /# @im:temp_paths/ { n = split("client_body proxy fastcgi uwsgi scgi", k, " "); for (i = 1; i <= n; i++) print "    " k[i] "_temp_path " run "/nginx-tmp/" k[i] ";"; next }
     { print }' deploy/nginx.conf >"$OUT/nginx.conf"
 user=""; [[ $(id -u) == 0 ]] && user=" user root;"
-nginx -p "$OUT" -c "$OUT/nginx.conf" -e "$OUT/nginx-error.log" -g "daemon off; master_process off; worker_processes 1;$user" &
+nginx -p "$OUT" -c "$OUT/nginx.conf" -e "$OUT/nginx-error.log" -g "daemon off; master_process off;$user" &
 pids+=($!)
 for _ in $(seq 50); do curl -fs "http://127.0.0.1:$NGINX_PORT/healthz" >/dev/null && break; sleep 0.1; done
 run lb-step direct --url "http://127.0.0.1:$NGINX_PORT" --pairs 300 --threads 2 --step "$STEP" --step-p99-ms 50 \
     --duration 10 --warmup 2
+fi
 stop_nodes
 
 python3 - "$OUT" "$RATE" "$DURATION" "$GROUP_RATE" <<'PY'

@@ -14,10 +14,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 RUNS="${1:-5}"
 export IM_TEST_POSTGRES_URL="${IM_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-cargo test --release -p server --test cluster --no-run >/dev/null 2>&1 || cargo test --release -p server --test cluster --no-run
+cargo test -p server --test cluster --no-run >/dev/null 2>&1 || cargo test -p server --test cluster --no-run
 run() { # heartbeat ttl
     for _ in $(seq "$RUNS"); do
-        IM_TEST_HEARTBEAT_SECS=$1 IM_TEST_NODE_TTL_SECS=$2 cargo test --release -q -p server --test cluster \
+        IM_TEST_HEARTBEAT_SECS=$1 IM_TEST_NODE_TTL_SECS=$2 cargo test -q -p server --test cluster \
             a_node_killed_mid_stream -- --nocapture 2>&1 | grep '^failover:' || echo "failover: run failed"
     done
 }
