@@ -18,10 +18,8 @@ use schema::{ConvId, DeviceId, UserId};
 
 use crate::command::{ChatError, Command, Reply};
 use crate::entity::{Exec, OwnerCtx, Stop};
-use crate::owner::{report_fenced, report_stopped, stop_if_done, watch_idle, Life, Lifecycle, OwnerDeps};
+use crate::owner::{later, mark_read, report_stopped, stop, watch_idle, Life, Lifecycle, OwnerDeps};
 use crate::sequencer::{load_tail, post, replay, Sequenced, Sequencer};
-use crate::store::MessageStore;
-use crate::writer::MessageWriter;
 
 /// How often coalesced delivered marks are written.
 pub const MARK_FLUSH: Duration = Duration::from_millis(500);
@@ -147,26 +145,11 @@ impl ConversationActor {
         });
     }
 
-    /// Runs a command that finishes later: counted as pending until it answered.
-    fn later(
-        &mut self,
-        ctx: &mut Context<Self>,
-        reply: crate::entity::Reply,
-        work: ResponseActFuture<Self, Result<Reply, ChatError>>,
-    ) {
-        self.pending += 1;
-        ctx.spawn(work.map(move |res, act, ctx| {
-            act.pending -= 1;
-            reply.send(res);
-            stop_if_done(act, ctx);
-        }));
-    }
-
     fn exec(&mut self, cmd: Command, reply: crate::entity::Reply, ctx: &mut Context<Self>) {
         match cmd {
             Command::Post { sender, device, client_id, body, .. } => {
                 if let Some(answer) = replay(self, sender, &client_id) {
-                    return self.later(ctx, reply, Box::pin(answer.map(|r, _, _| r.map(Reply::Acked))));
+                    return later(self, ctx, reply, Box::pin(answer.map(|r, _, _| r.map(Reply::Acked))));
                 }
                 if !self.policy.friends {
                     return reply.send(Err(ChatError::NotFriends));
@@ -184,7 +167,7 @@ impl ConversationActor {
                     recalled_at: None,
                 };
                 let work = post(self, rec, Some(device));
-                self.later(ctx, reply, Box::pin(work.map(|r, _, _| r.map(Reply::Acked))));
+                later(self, ctx, reply, Box::pin(work.map(|r, _, _| r.map(Reply::Acked))));
             }
             Command::Delivered { user, seq } => {
                 let seq = seq.min(self.seq.max_seq());
@@ -212,10 +195,7 @@ impl ConversationActor {
                     // Nothing to read (an empty conversation).
                     return reply.send(Ok(Reply::Done));
                 }
-                let (db, conv) = (self.deps.db.clone(), self.conv.clone());
-                let write =
-                    async move { db.write(move |c| conversations::mark_read(c, user.0, conv.as_str(), seq)).await };
-                let work = write.into_actor(self).map(move |res, act, _| {
+                let work = mark_read(&self.deps, &self.conv, user, seq).into_actor(self).map(move |res, act, _| {
                     let (before, read) = res?;
                     if read > before {
                         let peer = act.peer(user);
@@ -226,7 +206,7 @@ impl ConversationActor {
                     }
                     Ok(Reply::Done)
                 });
-                self.later(ctx, reply, Box::pin(work));
+                later(self, ctx, reply, Box::pin(work));
             }
             Command::Recall { user, seq } => {
                 let deps = self.deps.clone();
@@ -241,7 +221,7 @@ impl ConversationActor {
                         Ok(Reply::Done)
                     },
                 );
-                self.later(ctx, reply, Box::pin(work));
+                later(self, ctx, reply, Box::pin(work));
             }
             Command::Refresh => {
                 let deps = self.deps.clone();
@@ -254,7 +234,7 @@ impl ConversationActor {
                         }
                         Ok(Reply::Done)
                     });
-                self.later(ctx, reply, Box::pin(work));
+                later(self, ctx, reply, Box::pin(work));
             }
             Command::Change { .. } => reply.send(Err(ChatError::UnknownConversation)),
             Command::Online { .. } | Command::Offline { .. } => reply.send(Ok(Reply::Done)),
@@ -274,27 +254,15 @@ impl Lifecycle for ConversationActor {
     fn deps(&self) -> &OwnerDeps {
         &self.deps
     }
+
+    fn pending(&mut self) -> &mut usize {
+        &mut self.pending
+    }
 }
 
 impl Sequenced for ConversationActor {
     fn sequencer(&mut self) -> &mut Sequencer {
         &mut self.seq
-    }
-
-    fn writer(&self) -> &MessageWriter {
-        &self.deps.writer
-    }
-
-    fn epoch(&self) -> Option<i64> {
-        self.life.epoch()
-    }
-
-    fn may_write(&self) -> bool {
-        self.life.may_write()
-    }
-
-    fn store(&self) -> std::sync::Arc<dyn MessageStore> {
-        self.deps.store.clone()
     }
 
     fn deliver(&mut self, rec: &MessageRecord, origin: Option<DeviceId>) {
@@ -305,10 +273,6 @@ impl Sequenced for ConversationActor {
         self.to_user(peer, &to_peer, None);
         let to_self = ServerFrame::Msg { msg: wire, silent: true, mentioned: false };
         self.to_user(rec.sender, &to_self, origin);
-    }
-
-    fn fenced(&mut self, _: &mut Context<Self>) {
-        report_fenced(&self.life);
     }
 }
 
@@ -368,8 +332,7 @@ impl Handler<Stop> for ConversationActor {
     type Result = ();
 
     fn handle(&mut self, msg: Stop, ctx: &mut Context<Self>) {
-        self.life.stopping = Some(msg.0);
-        stop_if_done(self, ctx);
+        stop(self, msg.0, ctx);
     }
 }
 

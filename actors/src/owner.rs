@@ -116,6 +116,41 @@ pub trait Lifecycle: Actor<Context = Context<Self>> {
     fn busy(&self) -> bool;
     /// Its dependencies.
     fn deps(&self) -> &OwnerDeps;
+    /// The count of commands it runs that finish later ([`later`]).
+    fn pending(&mut self) -> &mut usize;
+}
+
+/// Runs a command that finishes later: counted as pending (the owner does not stop meanwhile)
+/// until `work` has answered `reply`.
+pub fn later<A: Lifecycle>(
+    act: &mut A,
+    ctx: &mut Context<A>,
+    reply: crate::entity::Reply,
+    work: ResponseActFuture<A, crate::command::Outcome>,
+) {
+    *act.pending() += 1;
+    ctx.spawn(work.map(move |res, act, ctx| {
+        *act.pending() -= 1;
+        reply.send(res);
+        stop_if_done(act, ctx);
+    }));
+}
+
+/// The shard told the owner to stop: it does once what it accepted is done.
+pub fn stop<A: Lifecycle>(act: &mut A, reason: StopReason, ctx: &mut Context<A>) {
+    act.life().stopping = Some(reason);
+    stop_if_done(act, ctx);
+}
+
+/// Stores `user`'s read mark of `conv` (never lowering it): the mark before and after.
+pub fn mark_read(
+    deps: &OwnerDeps,
+    conv: &schema::ConvId,
+    user: schema::UserId,
+    seq: i64,
+) -> impl std::future::Future<Output = Result<(i64, i64), schema::db::DbError>> + 'static {
+    let (db, conv) = (deps.db.clone(), conv.clone());
+    async move { db.write(move |c| schema::db::conversations::mark_read(c, user.0, conv.as_str(), seq)).await }
 }
 
 /// Every [`IDLE_CHECK`]: an owner idle for `idle` asks its shard to stop it; a long-lived leased

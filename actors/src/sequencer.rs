@@ -7,10 +7,9 @@
 //! take a seq in between.
 //!
 //! [`Sequencer`] is plain state with no actor in it (unit-tested below); an owner implements
-//! [`Sequenced`] and calls [`post`] for each accepted message.
+//! [`Sequenced`] (on top of its [`Lifecycle`]) and calls [`post`] for each accepted message.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
 
 use actix::prelude::*;
 use schema::message::{Appended, MessageRecord};
@@ -18,8 +17,8 @@ use schema::{ConvId, DeviceId, UserId};
 use tokio::sync::oneshot;
 
 use crate::command::{Ack, ChatError};
+use crate::owner::Lifecycle;
 use crate::store::MessageStore;
-use crate::writer::MessageWriter;
 
 /// How many recent client ids an owner remembers (and preloads at start) for dedup. Older
 /// resends are still stored once (the store's unique index) but cost a seq.
@@ -208,22 +207,12 @@ impl Sequencer {
     }
 }
 
-/// An owner that sequences messages.
-pub trait Sequenced: Actor<Context = Context<Self>> {
+/// An owner that sequences messages: its writer, store and epoch come with its [`Lifecycle`].
+pub trait Sequenced: Lifecycle {
     /// Its sequencer.
     fn sequencer(&mut self) -> &mut Sequencer;
-    /// The node's writer.
-    fn writer(&self) -> &MessageWriter;
-    /// The epoch this owner writes under (`None` on a single node: nothing to fence).
-    fn epoch(&self) -> Option<i64>;
-    /// False once the owner must not write any more (its node's lease lapsed).
-    fn may_write(&self) -> bool;
-    /// The message store (to learn the highest seq again after a failed write).
-    fn store(&self) -> Arc<dyn MessageStore>;
     /// Delivers a durable message to its recipients (`origin`: the sending device, skipped).
     fn deliver(&mut self, rec: &MessageRecord, origin: Option<DeviceId>);
-    /// A write was fenced: another node owns the conversation now; stop acting for it.
-    fn fenced(&mut self, ctx: &mut Context<Self>);
 }
 
 /// The store's highest seq of `conv` and its last [`DEDUP_PRELOAD`] messages, to seed a
@@ -258,20 +247,21 @@ pub fn post<A: Sequenced>(
     mut rec: MessageRecord,
     origin: Option<DeviceId>,
 ) -> ResponseActFuture<A, Result<Ack, ChatError>> {
-    if !act.may_write() {
+    if !act.life().may_write() {
         // Another node may own the conversation by now: nothing is sequenced here.
         return Box::pin(fut::ready(Err(ChatError::unavailable("this node lost its lease; resend"))));
     }
     let (ticket, seq) = act.sequencer().begin(rec.sender, &rec.client_id);
     rec.seq = seq;
     let key = (rec.sender, rec.client_id.clone());
-    let write = act.writer().persist(rec, act.epoch());
+    let epoch = act.life().epoch();
+    let write = act.deps().writer.persist(rec, epoch);
     Box::pin(write.into_actor(act).map(move |res, act, ctx| {
         let res = res.map_err(ChatError::Unavailable);
         if res.is_err() {
             // A store that refused the seq (MongoDB: taken by a message that landed while the
             // conversation changed hands) is asked for its highest again.
-            let (store, conv) = (act.store(), act.sequencer().conv().clone());
+            let (store, conv) = (act.deps().store.clone(), act.sequencer().conv().clone());
             ctx.spawn(async move { store.max_seq(conv).await }.into_actor(act).map(|max, act, _| {
                 if let Ok(max) = max {
                     act.sequencer().observe(max);
@@ -283,7 +273,7 @@ pub fn post<A: Sequenced>(
             act.deliver(&rec, origin);
         }
         if settled.fenced {
-            act.fenced(ctx);
+            crate::owner::report_fenced(act.life());
         }
         settled.answer
     }))

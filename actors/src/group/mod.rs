@@ -21,7 +21,6 @@ pub mod plan;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use actix::prelude::*;
 use schema::db::groups::{self as q, role};
@@ -38,10 +37,10 @@ use crate::command::{ChatError, Command, GroupOp, Reply};
 use crate::conversation::resync_frame;
 use crate::delivery::{Frame, SenderCopy};
 use crate::entity::{Exec, OwnerCtx, Reply as Answer, Stop};
-use crate::owner::{report_fenced, report_stopped, stop_if_done, watch_idle, Life, Lifecycle, OwnerDeps};
+use crate::owner::{
+    later, mark_read, report_fenced, report_stopped, stop, stop_if_done, watch_idle, Life, Lifecycle, OwnerDeps,
+};
 use crate::sequencer::{load_tail, post, replay, Sequenced, Sequencer};
-use crate::store::MessageStore;
-use crate::writer::MessageWriter;
 
 static SYSTEM_IDS: AtomicU64 = AtomicU64::new(1);
 
@@ -257,20 +256,6 @@ impl GroupActor {
         }))
     }
 
-    fn later(
-        &mut self,
-        ctx: &mut Context<Self>,
-        reply: Answer,
-        work: ResponseActFuture<Self, Result<Reply, ChatError>>,
-    ) {
-        self.pending += 1;
-        ctx.spawn(work.map(move |res, act, ctx| {
-            act.pending -= 1;
-            reply.send(res);
-            stop_if_done(act, ctx);
-        }));
-    }
-
     fn exec(&mut self, exec: Exec, ctx: &mut Context<Self>) {
         if self.changing {
             self.parked.push_back(exec);
@@ -284,7 +269,7 @@ impl GroupActor {
                     return reply.send(Err(e));
                 }
                 if let Some(answer) = replay(self, sender, &client_id) {
-                    return self.later(ctx, reply, Box::pin(answer.map(|r, _, _| r.map(Reply::Acked))));
+                    return later(self, ctx, reply, Box::pin(answer.map(|r, _, _| r.map(Reply::Acked))));
                 }
                 if let Err(e) = self.state.check_post(sender, &mentions, mention_all, now) {
                     return reply.send(Err(e));
@@ -304,7 +289,7 @@ impl GroupActor {
                     recalled_at: None,
                 };
                 let work = post(self, rec, Some(device));
-                self.later(ctx, reply, Box::pin(work.map(|r, _, _| r.map(Reply::Acked))));
+                later(self, ctx, reply, Box::pin(work.map(|r, _, _| r.map(Reply::Acked))));
             }
             // Per-message delivery receipts are a 1:1 feature; groups keep read marks only.
             Command::Delivered { .. } => reply.send(Ok(Reply::Done)),
@@ -317,10 +302,7 @@ impl GroupActor {
                 if seq < 1 {
                     return reply.send(Ok(Reply::Done));
                 }
-                let (db, conv) = (self.deps.db.clone(), self.conv.clone());
-                let write =
-                    async move { db.write(move |c| conversations::mark_read(c, user.0, conv.as_str(), seq)).await };
-                let work = write.into_actor(self).map(move |res, act, _| {
+                let work = mark_read(&self.deps, &self.conv, user, seq).into_actor(self).map(move |res, act, _| {
                     let (before, read) = res?;
                     if read > before {
                         let mark =
@@ -329,7 +311,7 @@ impl GroupActor {
                     }
                     Ok(Reply::Done)
                 });
-                self.later(ctx, reply, Box::pin(work));
+                later(self, ctx, reply, Box::pin(work));
             }
             Command::Recall { user, seq } => {
                 if let Err(e) = self.state.member(user) {
@@ -346,7 +328,7 @@ impl GroupActor {
                     act.send_to_users(all, &frame);
                     Ok(Reply::Done)
                 });
-                self.later(ctx, reply, Box::pin(work));
+                later(self, ctx, reply, Box::pin(work));
             }
             Command::Typing { user } => {
                 let check = self.state.member(user).map(|_| ()).and_then(|_| self.state.live().map(|_| ()));
@@ -368,7 +350,7 @@ impl GroupActor {
                     }
                     Ok(Reply::Done)
                 });
-                self.later(ctx, reply, Box::pin(work));
+                later(self, ctx, reply, Box::pin(work));
             }
             Command::Online { node, users } => {
                 self.add_online(users.into_iter().map(|u| (u, node.clone())).collect());
@@ -533,6 +515,10 @@ impl Lifecycle for GroupActor {
     fn deps(&self) -> &OwnerDeps {
         &self.deps
     }
+
+    fn pending(&mut self) -> &mut usize {
+        &mut self.pending
+    }
 }
 
 impl Sequenced for GroupActor {
@@ -540,28 +526,8 @@ impl Sequenced for GroupActor {
         &mut self.seq
     }
 
-    fn writer(&self) -> &MessageWriter {
-        &self.deps.writer
-    }
-
-    fn epoch(&self) -> Option<i64> {
-        self.life.epoch()
-    }
-
-    fn may_write(&self) -> bool {
-        self.life.may_write()
-    }
-
-    fn store(&self) -> Arc<dyn MessageStore> {
-        self.deps.store.clone()
-    }
-
     fn deliver(&mut self, rec: &MessageRecord, origin: Option<DeviceId>) {
         self.fan_out(rec, origin);
-    }
-
-    fn fenced(&mut self, _: &mut Context<Self>) {
-        report_fenced(&self.life);
     }
 }
 
@@ -625,8 +591,7 @@ impl Handler<Stop> for GroupActor {
     type Result = ();
 
     fn handle(&mut self, msg: Stop, ctx: &mut Context<Self>) {
-        self.life.stopping = Some(msg.0);
-        stop_if_done(self, ctx);
+        stop(self, msg.0, ctx);
     }
 }
 
