@@ -6,6 +6,7 @@
 //! the owner on another), so everything here is serde.
 
 use schema::db::groups::GroupUpdate;
+use schema::message::Attachment;
 use schema::{ConvId, DeviceId, UserId};
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +62,21 @@ pub enum ChatError {
     /// Invitees must be the inviter's friends.
     #[error("you can only invite your friends")]
     InviteesNotFriends,
+    /// Edit after the edit window (or editing is off).
+    #[error("the edit window has passed")]
+    EditWindowPassed,
+    /// Only text messages can be edited or reacted to this way.
+    #[error("that message cannot be edited")]
+    NotEditable,
+    /// The message has as many different reactions as it may have.
+    #[error("the message has too many different reactions")]
+    TooManyReactions,
+    /// A reply names a message the sender cannot read.
+    #[error("the message replied to is not one you can read")]
+    InvalidReply,
+    /// No upload of the caller's with that id (or it was removed).
+    #[error("no such upload of yours")]
+    UploadNotFound,
     /// Storage or the owner of the conversation could not be reached; the client should retry
     /// (with the same client id).
     #[error("storage unavailable, retry")]
@@ -87,6 +103,11 @@ impl ChatError {
             ChatError::NotMember => "member_not_found",
             ChatError::InviteesNotFriends => "not_friends",
             ChatError::InviteUsedUp => "invite_used_up",
+            ChatError::EditWindowPassed => "edit_window_passed",
+            ChatError::NotEditable => "not_editable",
+            ChatError::TooManyReactions => "too_many_reactions",
+            ChatError::InvalidReply => "invalid_reply",
+            ChatError::UploadNotFound => "upload_not_found",
             ChatError::Unavailable(_) => "unavailable",
         }
     }
@@ -156,7 +177,20 @@ pub enum Command {
         /// `@all` (groups only; owner and admins).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         mention_all: bool,
+        /// The seq of the message of this conversation it replies to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<i64>,
+        /// The file it carries (an upload of the sender's, checked by the session).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attachment: Option<Attachment>,
+        /// A forward: the original's sender (the session copied the original's text and file).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        forwarded_from: Option<UserId>,
     },
+    /// Replace the body of `user`'s text message `seq` (edit `client_id`, idempotent like a post).
+    Edit { user: UserId, client_id: String, seq: i64, body: String },
+    /// Add (`on`) or remove `user`'s reaction `emoji` to message `seq`.
+    React { user: UserId, seq: i64, emoji: String, on: bool },
     /// A device of `user` received everything up to `seq` (1:1 only; groups ignore it).
     Delivered { user: UserId, seq: i64 },
     /// `user` read everything up to `seq`.
@@ -189,6 +223,8 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::Post { .. } => "post",
+            Command::Edit { .. } => "edit",
+            Command::React { .. } => "react",
             Command::Delivered { .. } => "delivered",
             Command::Read { .. } => "read",
             Command::Recall { .. } => "recall",
@@ -228,6 +264,9 @@ mod tests {
                 body: "hi\nthere \"x\"".into(),
                 mentions: vec![UserId(3)],
                 mention_all: true,
+                reply_to: Some(4),
+                attachment: None,
+                forwarded_from: None,
             },
             Command::Change { by: UserId(1), op: GroupOp::Mute { user: UserId(4), until: Some(9) } },
             Command::Change {

@@ -13,13 +13,16 @@ use std::time::Duration;
 use actix::prelude::*;
 use schema::db::{conversations, friends, DbError};
 use schema::message::{MessageKind, MessageRecord};
-use schema::protocol::{ServerFrame, WireMessage};
+use schema::protocol::{Quote, ServerFrame, WireMessage};
 use schema::{ConvId, DeviceId, UserId};
 
-use crate::command::{ChatError, Command, Reply};
+use crate::command::{Ack, ChatError, Command, Reply};
 use crate::entity::{Exec, OwnerCtx, Stop};
-use crate::owner::{later, mark_read, report_stopped, stop, watch_idle, Life, Lifecycle, OwnerDeps};
-use crate::sequencer::{load_tail, post, replay, Sequenced, Sequencer};
+use crate::owner::{
+    apply_reaction, later, mark_read, plan_edit, report_stopped, stop, watch_idle, EventClock, Life, Lifecycle,
+    OwnerDeps,
+};
+use crate::sequencer::{load_tail, post, replay, Carry, Sequenced, Sequencer};
 
 /// How often coalesced delivered marks are written.
 pub const MARK_FLUSH: Duration = Duration::from_millis(500);
@@ -44,6 +47,8 @@ pub struct ConversationActor {
     delivered: HashMap<UserId, (i64, bool)>,
     /// Reads and recalls being written.
     pending: usize,
+    /// Times of reactions.
+    events: EventClock,
 }
 
 /// Loads the pair's policy from the database.
@@ -92,6 +97,7 @@ impl ConversationActor {
             policy: Policy::default(),
             delivered: HashMap::new(),
             pending: 0,
+            events: EventClock::default(),
         }
     }
 
@@ -147,24 +153,27 @@ impl ConversationActor {
 
     fn exec(&mut self, cmd: Command, reply: crate::entity::Reply, ctx: &mut Context<Self>) {
         match cmd {
-            Command::Post { sender, device, client_id, body, .. } => {
+            Command::Post { sender, device, client_id, body, reply_to, attachment, forwarded_from, .. } => {
                 if let Some(answer) = replay(self, sender, &client_id) {
                     return later(self, ctx, reply, Box::pin(answer.map(|r, _, _| r.map(Reply::Acked))));
                 }
                 if !self.policy.friends {
                     return reply.send(Err(ChatError::NotFriends));
                 }
+                if reply_to.is_some_and(|r| r < 1 || r > self.seq.max_seq()) {
+                    return reply.send(Err(ChatError::InvalidReply));
+                }
                 let rec = MessageRecord {
                     conv: self.conv.clone(),
-                    seq: 0,
                     sender,
                     client_id,
                     kind: MessageKind::Text,
                     body: Some(body),
-                    mentions: Vec::new(),
-                    mention_all: false,
                     ts: self.deps.clock.now_ms(),
-                    recalled_at: None,
+                    reply_to,
+                    attachment,
+                    forwarded_from,
+                    ..MessageRecord::default()
                 };
                 let work = post(self, rec, Some(device));
                 later(self, ctx, reply, Box::pin(work.map(|r, _, _| r.map(Reply::Acked))));
@@ -236,6 +245,54 @@ impl ConversationActor {
                     });
                 later(self, ctx, reply, Box::pin(work));
             }
+            Command::Edit { user, client_id, seq, body } => {
+                if !self.policy.friends {
+                    return reply.send(Err(ChatError::NotFriends));
+                }
+                let (deps, conv, now) = (self.deps.clone(), self.conv.clone(), self.deps.clock.now_ms());
+                let work = async move {
+                    let plan = plan_edit(&deps, conv.clone(), user, seq, &client_id, now).await?;
+                    if !plan.replay
+                        && !deps
+                            .store
+                            .edit(conv.clone(), seq, body.clone(), plan.at, client_id.clone())
+                            .await
+                            .map_err(ChatError::unavailable)?
+                    {
+                        return Err(ChatError::AlreadyRecalled);
+                    }
+                    Ok((plan, client_id, body))
+                };
+                let work = work.into_actor(self).map(move |res, act, _| {
+                    let (plan, client_id, body) = res?;
+                    if !plan.replay {
+                        let frame = ServerFrame::Edited { conv: act.conv.clone(), seq, body, edited_at: plan.at };
+                        act.to_user(act.a, &frame, None);
+                        act.to_user(act.b, &frame, None);
+                    }
+                    Ok(Reply::Acked(Ack { id: client_id, conv: act.conv.clone(), seq, ts: plan.at }))
+                });
+                later(self, ctx, reply, Box::pin(work));
+            }
+            Command::React { user, seq, emoji, on } => {
+                if seq < 1 || seq > self.seq.max_seq() {
+                    return reply.send(Err(ChatError::MessageNotFound));
+                }
+                let at = self.events.next(self.deps.clock.now_ms());
+                let (deps, conv) = (self.deps.clone(), self.conv.clone());
+                let e = emoji.clone();
+                let work = async move { apply_reaction(&deps, conv, seq, user, e, on, at).await }.into_actor(self).map(
+                    move |res, act, _| {
+                        if res? {
+                            let frame = ServerFrame::Reaction { conv: act.conv.clone(), seq, user, emoji, on, at };
+                            act.to_user(act.a, &frame, None);
+                            act.to_user(act.b, &frame, None);
+                        }
+                        Ok(Reply::Done)
+                    },
+                );
+                later(self, ctx, reply, Box::pin(work));
+            }
             Command::Change { .. } => reply.send(Err(ChatError::UnknownConversation)),
             Command::Online { .. } | Command::Offline { .. } => reply.send(Ok(Reply::Done)),
         }
@@ -265,9 +322,13 @@ impl Sequenced for ConversationActor {
         &mut self.seq
     }
 
-    fn deliver(&mut self, rec: &MessageRecord, origin: Option<DeviceId>) {
+    fn deliver(&mut self, rec: &MessageRecord, carry: &Carry) {
+        let origin = carry.origin;
         self.deps.observe_delivery(rec.ts);
-        let wire = WireMessage::from(rec);
+        let mut wire = WireMessage::from(rec);
+        if let Some(q) = rec.reply_to {
+            wire.reply = Some(Quote::of(q, carry.quoted.as_ref(), 0, i64::MAX, false));
+        }
         let peer = self.peer(rec.sender);
         let to_peer = ServerFrame::Msg { msg: wire.clone(), silent: self.silent_for(peer), mentioned: false };
         self.to_user(peer, &to_peer, None);

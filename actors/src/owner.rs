@@ -31,6 +31,10 @@ pub struct ChatSettings {
     pub max_group_members: usize,
     /// Writer lanes (batches in flight at once); 0: half the pool. SQLite always gets one.
     pub writer_lanes: usize,
+    /// How long after sending a text message its sender may edit it (zero: never).
+    pub edit_window: Duration,
+    /// Most different emoji one message may carry.
+    pub max_reactions_per_message: usize,
 }
 
 /// What an owner needs in a cluster.
@@ -196,4 +200,90 @@ pub fn report_stopped(life: &Life) {
 /// Tells the shard a write was fenced.
 pub fn report_fenced(life: &Life) {
     life.ctx.registry.do_send(OwnerEvent::Fenced { conv: life.ctx.conv.clone(), instance: life.ctx.instance });
+}
+
+/// An edit that may be written: the message it changes and when.
+pub struct EditPlan {
+    /// The message as stored now.
+    pub message: schema::message::MessageRecord,
+    /// The new edit time (later than any stored edit of the message).
+    pub at: i64,
+    /// The edit was applied before (a resend): answer with its ack, write nothing.
+    pub replay: bool,
+}
+
+/// Checks an edit of message `seq` by `user` (edit id `edit_id`) at `now`: the message must be
+/// the user's own text message, not recalled, within `window` of its sending (zero: no edits).
+pub async fn plan_edit(
+    deps: &OwnerDeps,
+    conv: schema::ConvId,
+    user: schema::UserId,
+    seq: i64,
+    edit_id: &str,
+    now: i64,
+) -> Result<EditPlan, crate::command::ChatError> {
+    use crate::command::ChatError;
+    let m = deps.store.get(conv, seq).await.map_err(ChatError::unavailable)?.ok_or(ChatError::MessageNotFound)?;
+    if m.sender != user {
+        return Err(ChatError::NotYourMessage);
+    }
+    if m.kind != schema::message::MessageKind::Text || m.forwarded_from.is_some() {
+        return Err(ChatError::NotEditable);
+    }
+    if m.edit_id.as_deref() == Some(edit_id) {
+        let at = m.edited_at.unwrap_or(now);
+        return Ok(EditPlan { message: m, at, replay: true });
+    }
+    if m.recalled_at.is_some() {
+        return Err(ChatError::AlreadyRecalled);
+    }
+    let window = deps.settings.edit_window.as_millis() as i64;
+    if window == 0 || now - m.ts > window {
+        return Err(ChatError::EditWindowPassed);
+    }
+    let at = now.max(m.edited_at.map_or(0, |e| e + 1));
+    Ok(EditPlan { message: m, at, replay: false })
+}
+
+/// Adds or removes a reaction after the checks every conversation makes: the message exists, is
+/// not recalled, and (adding) carries fewer different emoji than the cap or this one already.
+/// True when something changed.
+pub async fn apply_reaction(
+    deps: &OwnerDeps,
+    conv: schema::ConvId,
+    seq: i64,
+    user: schema::UserId,
+    emoji: String,
+    on: bool,
+    at: i64,
+) -> Result<bool, crate::command::ChatError> {
+    use crate::command::ChatError;
+    let m =
+        deps.store.get(conv.clone(), seq).await.map_err(ChatError::unavailable)?.ok_or(ChatError::MessageNotFound)?;
+    if m.recalled_at.is_some() {
+        return Err(ChatError::AlreadyRecalled);
+    }
+    if on {
+        let all = deps.store.reactions(conv.clone(), vec![seq]).await.map_err(ChatError::unavailable)?;
+        let kinds: std::collections::HashSet<&str> = all.iter().map(|r| r.emoji.as_str()).collect();
+        if !kinds.contains(emoji.as_str()) && kinds.len() >= deps.settings.max_reactions_per_message {
+            return Err(ChatError::TooManyReactions);
+        }
+    }
+    deps.store.react(conv, seq, user, emoji, on, at).await.map_err(ChatError::unavailable)
+}
+
+/// Times of an owner's events (edits, reactions) that grow strictly within the conversation, so
+/// that clients applying them by time end in the same state whatever order they arrive in.
+#[derive(Debug, Default)]
+pub struct EventClock {
+    last: i64,
+}
+
+impl EventClock {
+    /// A time at or after `now`, later than every one given before.
+    pub fn next(&mut self, now: i64) -> i64 {
+        self.last = now.max(self.last + 1);
+        self.last
+    }
 }

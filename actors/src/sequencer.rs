@@ -28,8 +28,17 @@ pub const DEDUP_PRELOAD: i64 = 512;
 
 type Key = (UserId, String);
 
-/// A durable message waiting for delivery, with the device that sent it (skipped).
-pub type Delivery = (MessageRecord, Option<DeviceId>);
+/// What travels with a message to its delivery.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Carry {
+    /// The device that sent it (skipped).
+    pub origin: Option<DeviceId>,
+    /// For a reply, the message it quotes (as stored when the reply was accepted), if it exists.
+    pub quoted: Option<MessageRecord>,
+}
+
+/// A durable message waiting for delivery, with what it carries.
+pub type Delivery = (MessageRecord, Carry);
 
 enum Entry {
     Acked(Ack),
@@ -148,7 +157,7 @@ impl Sequencer {
         key: (UserId, String),
         ticket: Ticket,
         res: Result<Appended, ChatError>,
-        origin: Option<DeviceId>,
+        carry: Carry,
     ) -> Settled {
         let waiters = match self.recent.remove(&key) {
             Some(Entry::InFlight(w)) => w,
@@ -168,7 +177,7 @@ impl Sequencer {
                 let ack = Ack { id: rec.client_id.clone(), conv: rec.conv.clone(), seq: rec.seq, ts: rec.ts };
                 self.recent.insert(key, Entry::Acked(ack.clone()));
                 match appended {
-                    Appended::Stored(rec) => (Ok(ack), Some((rec, origin))),
+                    Appended::Stored(rec) => (Ok(ack), Some((rec, carry))),
                     // Stored long ago under another seq; this seq stays unused.
                     _ => (Ok(ack), None),
                 }
@@ -211,8 +220,9 @@ impl Sequencer {
 pub trait Sequenced: Lifecycle {
     /// Its sequencer.
     fn sequencer(&mut self) -> &mut Sequencer;
-    /// Delivers a durable message to its recipients (`origin`: the sending device, skipped).
-    fn deliver(&mut self, rec: &MessageRecord, origin: Option<DeviceId>);
+    /// Delivers a durable message to its recipients (`carry.origin`: the sending device,
+    /// skipped; `carry.quoted`: the message a reply quotes).
+    fn deliver(&mut self, rec: &MessageRecord, carry: &Carry);
 }
 
 /// The store's highest seq of `conv` and its last [`DEDUP_PRELOAD`] messages, to seed a
@@ -241,7 +251,9 @@ pub fn replay<A: Sequenced>(
 }
 
 /// Sequences and persists a new message `rec` (its `seq` is set here) through the writer, then
-/// acks and delivers in order. The caller checked [`replay`] first.
+/// acks and delivers in order. The caller checked [`replay`] first. A reply's quoted message is
+/// read from the store before the write (the seq is taken at once, so one sender's messages keep
+/// their order; delivery waits for it in ticket order).
 pub fn post<A: Sequenced>(
     act: &mut A,
     mut rec: MessageRecord,
@@ -255,8 +267,19 @@ pub fn post<A: Sequenced>(
     rec.seq = seq;
     let key = (rec.sender, rec.client_id.clone());
     let epoch = act.life().epoch();
-    let write = act.deps().writer.persist(rec, epoch);
-    Box::pin(write.into_actor(act).map(move |res, act, ctx| {
+    let writer = act.deps().writer.clone();
+    let quote = rec.reply_to.map(|q| {
+        let (store, conv) = (act.deps().store.clone(), rec.conv.clone());
+        async move { store.get(conv, q).await.ok().flatten() }
+    });
+    let write = async move {
+        let quoted = match quote {
+            Some(q) => q.await,
+            None => None,
+        };
+        (writer.persist(rec, epoch).await, quoted)
+    };
+    Box::pin(write.into_actor(act).map(move |(res, quoted), act, ctx| {
         let res = res.map_err(ChatError::Unavailable);
         if res.is_err() {
             // A store that refused the seq (MongoDB: taken by a message that landed while the
@@ -268,9 +291,9 @@ pub fn post<A: Sequenced>(
                 }
             }));
         }
-        let settled = act.sequencer().finish(key, ticket, res, origin);
-        for (rec, origin) in settled.ready {
-            act.deliver(&rec, origin);
+        let settled = act.sequencer().finish(key, ticket, res, Carry { origin, quoted });
+        for (rec, carry) in settled.ready {
+            act.deliver(&rec, &carry);
         }
         if settled.fenced {
             crate::owner::report_fenced(act.life());
@@ -297,6 +320,7 @@ mod tests {
             mention_all: false,
             ts: 10,
             recalled_at: None,
+            ..MessageRecord::default()
         }
     }
 
@@ -321,17 +345,18 @@ mod tests {
         let (t2, q2) = s.begin(UserId(1), "m2");
         let (t3, q3) = s.begin(UserId(1), "m3");
         // The third finishes first: nothing may be delivered yet.
-        let third = s.finish(key("m3"), t3, Ok(Appended::Stored(rec(q3, "m3"))), None);
+        let third = s.finish(key("m3"), t3, Ok(Appended::Stored(rec(q3, "m3"))), Carry::default());
         assert_eq!(third.answer.as_ref().map(|a| a.seq), Ok(3));
         assert!(third.ready.is_empty());
         // The first fails: it is settled (its seq stays unused), and nothing after it is ready.
-        let first = s.finish(key("m1"), t1, Err(ChatError::unavailable("db")), None);
+        let first = s.finish(key("m1"), t1, Err(ChatError::unavailable("db")), Carry::default());
         assert!(first.answer.is_err() && first.ready.is_empty());
         // The second completes: it and the third leave, in order.
-        let second = s.finish(key("m2"), t2, Ok(Appended::Stored(rec(q2, "m2"))), Some(DeviceId(9)));
+        let carry = Carry { origin: Some(DeviceId(9)), quoted: None };
+        let second = s.finish(key("m2"), t2, Ok(Appended::Stored(rec(q2, "m2"))), carry);
         let seqs: Vec<i64> = second.ready.iter().map(|(r, _)| r.seq).collect();
         assert_eq!(seqs, vec![q2, q3]);
-        assert_eq!(second.ready[0].1, Some(DeviceId(9)), "the sending device travels with its message");
+        assert_eq!(second.ready[0].1.origin, Some(DeviceId(9)), "the sending device travels with its message");
         assert!(!s.busy());
     }
 
@@ -343,7 +368,7 @@ mod tests {
         assert!(matches!(s.lookup(UserId(2), "known"), Lookup::New), "client ids are per sender");
         let (t, q) = s.begin(UserId(1), "fresh");
         let Lookup::Wait(mut rx) = s.lookup(UserId(1), "fresh") else { panic!("an in-flight id must wait") };
-        let done = s.finish(key("fresh"), t, Ok(Appended::Stored(rec(q, "fresh"))), None);
+        let done = s.finish(key("fresh"), t, Ok(Appended::Stored(rec(q, "fresh"))), Carry::default());
         assert_eq!(done.answer.as_ref().map(|a| a.seq), Ok(6));
         assert_eq!(rx.try_recv().ok().and_then(|r| r.ok()).map(|a| a.seq), Some(6), "the resend gets the same ack");
         assert!(matches!(s.lookup(UserId(1), "fresh"), Lookup::Acked(a) if a.seq == 6));
@@ -354,7 +379,7 @@ mod tests {
         let mut s = Sequencer::new(ConvId("d:1:2".into()));
         s.seed(100, vec![]);
         let (t, _) = s.begin(UserId(1), "ancient");
-        let done = s.finish(key("ancient"), t, Ok(Appended::Duplicate(rec(3, "ancient"))), None);
+        let done = s.finish(key("ancient"), t, Ok(Appended::Duplicate(rec(3, "ancient"))), Carry::default());
         assert_eq!(done.answer.map(|a| a.seq), Ok(3));
         assert!(done.ready.is_empty());
     }
@@ -363,7 +388,7 @@ mod tests {
     fn a_fenced_write_is_not_acked_and_stops_the_owner() {
         let mut s = Sequencer::new(ConvId("d:1:2".into()));
         let (t, q) = s.begin(UserId(1), "late");
-        let done = s.finish(key("late"), t, Ok(Appended::Fenced(rec(q, "late"))), None);
+        let done = s.finish(key("late"), t, Ok(Appended::Fenced(rec(q, "late"))), Carry::default());
         assert!(done.fenced);
         assert!(matches!(done.answer, Err(ChatError::Unavailable(_))));
         assert!(done.ready.is_empty());
@@ -377,10 +402,10 @@ mod tests {
         for i in 0..DEDUP_WINDOW + 10 {
             let id = format!("m{i}");
             let (t, q) = s.begin(UserId(1), &id);
-            s.finish(key(&id), t, Ok(Appended::Stored(rec(q, &id))), None);
+            s.finish(key(&id), t, Ok(Appended::Stored(rec(q, &id))), Carry::default());
         }
         assert!(matches!(s.lookup(UserId(1), "first"), Lookup::Wait(_)), "still in flight, still known");
-        s.finish(key("first"), t0, Ok(Appended::Stored(rec(q0, "first"))), None);
+        s.finish(key("first"), t0, Ok(Appended::Stored(rec(q0, "first"))), Carry::default());
         assert!(matches!(s.lookup(UserId(1), "m0"), Lookup::New), "the oldest acked ids are forgotten");
         let last = format!("m{}", DEDUP_WINDOW + 9);
         assert!(matches!(s.lookup(UserId(1), &last), Lookup::Acked(_)));

@@ -192,6 +192,18 @@ store_tests! {
         ping_sqlite,
         ping_postgres,
         ping_mongodb;
+    rich_messages_round_trip =>
+        rich_messages_round_trip_sqlite,
+        rich_messages_round_trip_postgres,
+        rich_messages_round_trip_mongodb;
+    edits_keep_the_latest_body =>
+        edits_keep_the_latest_body_sqlite,
+        edits_keep_the_latest_body_postgres,
+        edits_keep_the_latest_body_mongodb;
+    reactions_once_per_user_and_emoji =>
+        reactions_once_per_user_and_emoji_sqlite,
+        reactions_once_per_user_and_emoji_postgres,
+        reactions_once_per_user_and_emoji_mongodb;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -241,6 +253,7 @@ async fn append_then_page_round_trips(store: Arc<dyn MessageStore>) -> TestResul
         mention_all: false,
         ts: TS0 + 1,
         recalled_at: None,
+        ..MessageRecord::default()
     };
     let m2 = MessageRecord {
         conv: conv.clone(),
@@ -253,6 +266,7 @@ async fn append_then_page_round_trips(store: Arc<dyn MessageStore>) -> TestResul
         mention_all: false,
         ts: TS0 + 2,
         recalled_at: None,
+        ..MessageRecord::default()
     };
     let m3 = MessageRecord {
         conv: conv.clone(),
@@ -266,6 +280,7 @@ async fn append_then_page_round_trips(store: Arc<dyn MessageStore>) -> TestResul
         mention_all: true,
         ts: 4_102_444_800_123,
         recalled_at: None,
+        ..MessageRecord::default()
     };
     let m4 = MessageRecord {
         conv: conv.clone(),
@@ -278,6 +293,7 @@ async fn append_then_page_round_trips(store: Arc<dyn MessageStore>) -> TestResul
         mention_all: true,
         ts: TS0 + 4,
         recalled_at: None,
+        ..MessageRecord::default()
     };
 
     // An empty batch is a no-op.
@@ -601,9 +617,8 @@ async fn mongodb_indexes() -> TestResult {
 async fn check_indexes(scratch: &MongoScratch, store: &MongoMessageStore) -> TestResult {
     let mut names = store.index_names().await?;
     names.sort();
-    eprintln!("MongoDB index names: {names:?}");
     assert!(names.iter().any(|n| n == "_id_"), "the _id_ index exists: {names:?}");
-    assert_eq!(names.len(), 3, "_id_ plus two: {names:?}");
+    assert_eq!(names.len(), 4, "_id_ plus three: {names:?}");
 
     let coll = scratch.client.database(&scratch.name).collection::<Document>("messages");
     let models: Vec<mongodb::IndexModel> = coll.list_indexes().await?.try_collect().await?;
@@ -619,6 +634,9 @@ async fn check_indexes(scratch: &MongoScratch, store: &MongoMessageStore) -> Tes
     // Nothing reads by time: no {conv, ts} index to update on every insert.
     assert!(spec(doc! {"conv": 1, "ts": 1}).is_none(), "no {{conv, ts}} index");
     assert!(dedup.1, "{{conv, sender, client_id}} is unique: {dedup:?}");
+    // Who may download an upload is looked up by the messages that carry it.
+    let by_upload = spec(doc! {"attachment.id": 1}).ok_or("no {attachment.id} index")?;
+    assert!(!by_upload.1, "{{attachment.id}} is not unique (forwards carry the same upload): {by_upload:?}");
     Ok(())
 }
 
@@ -902,5 +920,92 @@ async fn a_takeover_waits_for_the_batch_in_flight_postgres() -> TestResult {
     let _ = go_tx.send(());
     assert_eq!(take.await?, e1 + 1, "once the batch committed, the takeover did");
     writer.join().map_err(|_| "writer thread panicked")??;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rich messages: replies, forwards, attachments, edits, reactions
+// ---------------------------------------------------------------------------------------------
+
+fn photo() -> schema::message::Attachment {
+    schema::message::Attachment {
+        id: "u-photo-1".into(),
+        kind: schema::message::AttachmentKind::Image,
+        name: "beach.jpg".into(),
+        mime: "image/jpeg".into(),
+        size: 123_456,
+        width: Some(1024),
+        height: Some(768),
+        thumb: true,
+    }
+}
+
+/// Replies, forwards and attachments are stored and read back as given; messages carrying an
+/// upload are found by its id, in every conversation that carries it.
+async fn rich_messages_round_trip(store: Arc<dyn MessageStore>) -> TestResult {
+    let (a, b) = (ConvId::direct(UserId(1), UserId(2)), ConvId::group(GroupId(5)));
+    let first = text(&a, 1, 1, "r1", "look");
+    let reply = MessageRecord { reply_to: Some(1), attachment: Some(photo()), ..text(&a, 2, 2, "r2", "nice!") };
+    let fwd =
+        MessageRecord { forwarded_from: Some(UserId(2)), attachment: Some(photo()), ..text(&b, 1, 1, "f1", "nice!") };
+    append_all(&*store, &[first.clone(), reply.clone()]).await?;
+    append_all(&*store, std::slice::from_ref(&fwd)).await?;
+    assert_eq!(store.get(a.clone(), 2).await?, Some(reply.clone()));
+    assert_eq!(all_of(&*store, &a).await?, vec![first.clone(), reply.clone()]);
+    assert_eq!(store.get(b.clone(), 1).await?, Some(fwd.clone()));
+    let mut carrying = store.with_attachment("u-photo-1".into()).await?;
+    carrying.sort_by(|x, y| x.conv.cmp(&y.conv));
+    assert_eq!(carrying, vec![reply, fwd].into_iter().sorted_by_conv());
+    assert!(store.with_attachment("u-none".into()).await?.is_empty());
+    Ok(())
+}
+
+trait SortedByConv {
+    fn sorted_by_conv(self) -> Vec<MessageRecord>;
+}
+
+impl<I: Iterator<Item = MessageRecord>> SortedByConv for I {
+    fn sorted_by_conv(self) -> Vec<MessageRecord> {
+        let mut v: Vec<MessageRecord> = self.collect();
+        v.sort_by(|x, y| x.conv.cmp(&y.conv));
+        v
+    }
+}
+
+/// An edit replaces the body and records when and by which edit; an older edit arriving late
+/// changes nothing; a recalled message cannot be edited.
+async fn edits_keep_the_latest_body(store: Arc<dyn MessageStore>) -> TestResult {
+    let conv = ConvId::direct(UserId(1), UserId(2));
+    append_all(&*store, &[text(&conv, 1, 1, "e1", "teh typo"), text(&conv, 2, 1, "e2", "gone")]).await?;
+    assert!(store.edit(conv.clone(), 1, "the typo".into(), TS0 + 20, "edit-b".into()).await?);
+    assert!(!store.edit(conv.clone(), 1, "older".into(), TS0 + 10, "edit-a".into()).await?, "a late, older edit loses");
+    let m = store.get(conv.clone(), 1).await?.ok_or("no message")?;
+    assert_eq!(
+        (m.body.as_deref(), m.edited_at, m.edit_id.as_deref()),
+        (Some("the typo"), Some(TS0 + 20), Some("edit-b"))
+    );
+    assert!(store.recall(conv.clone(), 2, TS0 + 30).await?);
+    assert!(!store.edit(conv.clone(), 2, "back".into(), TS0 + 40, "edit-c".into()).await?, "recalled: not editable");
+    assert_eq!(store.get(conv.clone(), 2).await?.ok_or("no message")?.body, None);
+    assert!(!store.edit(conv, 9, "x".into(), TS0 + 40, "edit-d".into()).await?, "no such message");
+    Ok(())
+}
+
+/// A user reacts with an emoji at most once per message; removing it twice changes nothing; the
+/// reactions of several messages come back together.
+async fn reactions_once_per_user_and_emoji(store: Arc<dyn MessageStore>) -> TestResult {
+    let conv = ConvId::group(GroupId(3));
+    append_all(&*store, &[text(&conv, 1, 1, "x1", "a"), text(&conv, 2, 1, "x2", "b")]).await?;
+    assert!(store.react(conv.clone(), 1, UserId(2), "👍".into(), true, TS0 + 1).await?);
+    assert!(!store.react(conv.clone(), 1, UserId(2), "👍".into(), true, TS0 + 2).await?, "once per user and emoji");
+    assert!(store.react(conv.clone(), 1, UserId(3), "👍".into(), true, TS0 + 3).await?);
+    assert!(store.react(conv.clone(), 1, UserId(2), "🎉".into(), true, TS0 + 4).await?);
+    assert!(store.react(conv.clone(), 2, UserId(2), "❤️".into(), true, TS0 + 5).await?);
+    assert!(store.react(conv.clone(), 1, UserId(3), "👍".into(), false, TS0 + 6).await?);
+    assert!(!store.react(conv.clone(), 1, UserId(3), "👍".into(), false, TS0 + 7).await?, "removed already");
+    let got: Vec<(i64, i64, String)> =
+        store.reactions(conv.clone(), vec![1, 2]).await?.into_iter().map(|r| (r.seq, r.user.0, r.emoji)).collect();
+    assert_eq!(got, vec![(1, 2, "👍".to_owned()), (1, 2, "🎉".to_owned()), (2, 2, "❤️".to_owned())]);
+    assert!(store.reactions(conv, vec![]).await?.is_empty());
     Ok(())
 }

@@ -31,6 +31,7 @@ fn msg(body_len: usize) -> ServerFrame {
             mentions: vec![],
             mention_all: false,
             recalled: false,
+            ..WireMessage::default()
         },
         silent: false,
         mentioned: false,

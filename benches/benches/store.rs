@@ -31,6 +31,7 @@ fn batch(conv: &ConvId, next_seq: &mut i64, n: usize) -> Vec<MessageRecord> {
                 mention_all: false,
                 ts: 1_764_000_000_000 + seq,
                 recalled_at: None,
+                ..MessageRecord::default()
             }
         })
         .collect()

@@ -203,6 +203,7 @@ mod tests {
             mentions: vec![],
             mention_all: false,
             recalled: false,
+            ..WireMessage::default()
         };
         let m = ServerFrame::Msg { msg, silent: false, mentioned: false }.encode();
         let v: FrameView<'_> = serde_json::from_str(&m)?;

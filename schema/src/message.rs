@@ -5,10 +5,11 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{ConvId, UserId};
 
 /// What a message is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageKind {
-    /// Text written by a user.
+    /// Text written by a user (with an attachment, the text is its caption and may be empty).
+    #[default]
     Text,
     /// A system message in a group's sequence (joined, left, renamed, ...); `body` holds JSON.
     System,
@@ -32,8 +33,63 @@ impl MessageKind {
     }
 }
 
+/// What an attachment is (each kind has its own size limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentKind {
+    /// A picture (it has a width and a height, and a thumbnail).
+    Image,
+    /// A voice note.
+    Voice,
+    /// Any other file.
+    #[default]
+    File,
+}
+
+impl AttachmentKind {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttachmentKind::Image => "image",
+            AttachmentKind::Voice => "voice",
+            AttachmentKind::File => "file",
+        }
+    }
+
+    /// Parses a stored name (unknown names read as `file`).
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "image" => AttachmentKind::Image,
+            "voice" => AttachmentKind::Voice,
+            _ => AttachmentKind::File,
+        }
+    }
+}
+
+/// An uploaded file a message carries (a copy of the upload's facts at send time).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The upload's id (`GET /api/v1/uploads/{id}` serves it to the conversation's members).
+    pub id: String,
+    pub kind: AttachmentKind,
+    /// The file name, sanitised.
+    pub name: String,
+    /// The content type, sniffed from the bytes.
+    pub mime: String,
+    /// Bytes.
+    pub size: i64,
+    /// Pixels (images).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<i64>,
+    /// A thumbnail exists (`GET /api/v1/uploads/{id}/thumb`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub thumb: bool,
+}
+
 /// A message as persisted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageRecord {
     /// The conversation.
     pub conv: ConvId,
@@ -57,6 +113,31 @@ pub struct MessageRecord {
     pub ts: i64,
     /// When it was recalled, if it was.
     pub recalled_at: Option<i64>,
+    /// The seq of the message of the same conversation it replies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<i64>,
+    /// A forward: who sent the message it copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_from: Option<UserId>,
+    /// The file it carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<Attachment>,
+    /// When its body was last edited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
+    /// The client id of the edit that wrote the body (a resent edit is recognised by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit_id: Option<String>,
+}
+
+/// One user's reaction to a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    pub seq: i64,
+    pub user: UserId,
+    pub emoji: String,
+    /// When it was added.
+    pub at: i64,
 }
 
 /// The outcome of appending one message.

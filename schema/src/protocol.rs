@@ -15,11 +15,33 @@ pub enum ClientFrame {
     Send {
         id: String,
         conv: ConvId,
+        /// The text (with an attachment: its caption, may be empty; with `forward`: empty).
+        #[serde(default)]
         body: String,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         mentions: Vec<UserId>,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         mention_all: bool,
+        /// The seq of the message of `conv` this one replies to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<i64>,
+        /// An upload of mine (`POST /api/v1/uploads`) the message carries.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attachment: Option<String>,
+        /// A message I can read, of any conversation, to forward here (its text and file).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        forward: Option<MessageRef>,
+    },
+    /// Replace the body of one of my text messages (within the edit window). `id` is the
+    /// client's id of this edit: a resend is acked again without a second `edited`.
+    Edit { id: String, conv: ConvId, seq: i64, body: String },
+    /// Add (`on`, the default) or remove my reaction `emoji` on a message.
+    React {
+        conv: ConvId,
+        seq: i64,
+        emoji: String,
+        #[serde(default = "yes")]
+        on: bool,
     },
     /// This device has received everything up to `seq`.
     Delivered { conv: ConvId, seq: i64 },
@@ -45,8 +67,60 @@ pub enum ClientFrame {
     },
 }
 
-/// A message as delivered to clients.
+fn yes() -> bool {
+    true
+}
+
+/// A message of a conversation, named by its place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageRef {
+    pub conv: ConvId,
+    pub seq: i64,
+}
+
+/// What a reader sees of the message a reply quotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuoteState {
+    /// It can be read: `from` and `preview` are set (preview `null` for an attachment without text).
+    Visible,
+    /// Its sender recalled it.
+    Recalled,
+    /// The reader deleted it for themselves.
+    Deleted,
+    /// It is outside what the reader may read (before they joined the group, or history they
+    /// cleared).
+    NotVisible,
+}
+
+/// The quoted message of a reply, as one reader sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quote {
+    pub seq: i64,
+    pub state: QuoteState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<UserId>,
+    /// The first characters of its text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<String>,
+    /// The kind of file it carries, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<crate::message::AttachmentKind>,
+}
+
+/// Reactions to a message with one emoji.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReactionCount {
+    pub emoji: String,
+    pub count: i64,
+    /// The reader reacted with it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mine: bool,
+}
+
+/// A message as delivered to clients.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireMessage {
     pub conv: ConvId,
     pub seq: i64,
@@ -65,6 +139,21 @@ pub struct WireMessage {
     pub mention_all: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub recalled: bool,
+    /// The message this one replies to, as this reader sees it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<Quote>,
+    /// A forward: who sent the original.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_from: Option<UserId>,
+    /// The file it carries (absent once recalled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<crate::message::Attachment>,
+    /// When its body was last edited (the body is the latest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
+    /// Reactions per emoji (in history and `sync`; live changes come as `reaction` frames).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionCount>,
 }
 
 impl From<&crate::message::MessageRecord> for WireMessage {
@@ -80,11 +169,57 @@ impl From<&crate::message::MessageRecord> for WireMessage {
             mentions: m.mentions.clone(),
             mention_all: m.mention_all,
             recalled: m.recalled_at.is_some(),
+            reply: m.reply_to.map(|seq| Quote {
+                seq,
+                state: QuoteState::NotVisible,
+                from: None,
+                preview: None,
+                attachment: None,
+            }),
+            forwarded_from: m.forwarded_from,
+            attachment: m.attachment.clone().filter(|_| m.recalled_at.is_none()),
+            edited_at: m.edited_at,
+            reactions: Vec::new(),
         }
     }
 }
 
+impl Quote {
+    /// The quote of `quoted` (the message a reply names, if it exists) for a reader who may read
+    /// seqs above `floor` up to `ceiling` and deleted `hidden` for themselves.
+    pub fn of(
+        seq: i64,
+        quoted: Option<&crate::message::MessageRecord>,
+        floor: i64,
+        ceiling: i64,
+        hidden: bool,
+    ) -> Self {
+        let mut q = Quote { seq, state: QuoteState::NotVisible, from: None, preview: None, attachment: None };
+        let Some(m) = quoted else { return q };
+        if seq <= floor || seq > ceiling {
+            return q;
+        }
+        if hidden {
+            q.state = QuoteState::Deleted;
+            return q;
+        }
+        if m.recalled_at.is_some() {
+            q.state = QuoteState::Recalled;
+            q.from = Some(m.sender);
+            return q;
+        }
+        q.state = QuoteState::Visible;
+        q.from = Some(m.sender);
+        q.preview = m.body.as_deref().filter(|b| !b.is_empty()).map(crate::db::conversations::preview);
+        q.attachment = m.attachment.as_ref().map(|a| a.kind);
+        q
+    }
+}
+
 /// Frames the server sends.
+// A frame is built to be encoded at once and never kept in numbers, so the size of its largest
+// variant (`msg`) costs nothing worth a box per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
@@ -113,6 +248,13 @@ pub enum ServerFrame {
     Recalled { conv: ConvId, seq: i64 },
     /// To my other devices: I hid this message.
     Deleted { conv: ConvId, seq: i64 },
+    /// A message's body was edited: replace it (apply only if `edited_at` is newer than the one
+    /// you have).
+    Edited { conv: ConvId, seq: i64, body: String, edited_at: i64 },
+    /// `user` added (`on`) or removed a reaction `emoji` on a message. `at` grows with every
+    /// reaction change of the conversation: apply one only if it is newer than the last you
+    /// applied for the same (message, user, emoji).
+    Reaction { conv: ConvId, seq: i64, user: UserId, emoji: String, on: bool, at: i64 },
     /// `from` is typing.
     Typing { conv: ConvId, from: UserId },
     /// Answer to `sync`.
@@ -164,12 +306,18 @@ mod tests {
                 conv: ConvId("d:1:2".into()),
                 body: "hi".into(),
                 mentions: vec![],
-                mention_all: false
+                mention_all: false,
+                reply_to: None,
+                attachment: None,
+                forward: None,
             }
         );
         let f: ClientFrame = serde_json::from_str(r#"{"type":"sync","conv":"d:1:2","after_seq":5}"#)?;
         assert_eq!(f, ClientFrame::Sync { conv: ConvId("d:1:2".into()), after_seq: 5, limit: None });
-        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"send","id":"c1","conv":"d:1:2"}"#).is_err());
+        // No body: a message with an attachment or a forward has none (the session refuses a
+        // plain one as `empty_message`).
+        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"send","id":"c1","conv":"d:1:2"}"#).is_ok());
+        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"send","conv":"d:1:2","body":"x"}"#).is_err());
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"explode"}"#).is_err());
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"read","conv":"d:1:2","seq":1,"x":1}"#).is_err());
         Ok(())
@@ -188,6 +336,7 @@ mod tests {
             mentions: vec![],
             mention_all: false,
             recalled: false,
+            ..WireMessage::default()
         };
         let s = ServerFrame::Msg { msg: m.clone(), silent: true, mentioned: false }.encode();
         assert_eq!(

@@ -88,6 +88,8 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
             node_id: settings.cluster.node_id.clone(),
             max_group_members: settings.chat.max_group_members,
             writer_lanes: settings.database.writer_lanes as usize,
+            edit_window: Duration::from_secs(settings.chat.edit_window_secs),
+            max_reactions_per_message: settings.chat.max_reactions_per_message,
         },
         ClusterSettings {
             redis_url: settings.cluster.redis_url.clone(),

@@ -79,7 +79,16 @@ pub struct ChatSection {
     pub max_page: i64,
     /// Most members a group may have.
     pub max_group_members: usize,
+    /// How long after sending a text message its sender may edit it, seconds (0: no edits).
+    pub edit_window_secs: u64,
+    /// The emoji a reaction may be (one of these, exactly).
+    pub reactions: Vec<String>,
+    /// Most different emoji one message may carry.
+    pub max_reactions_per_message: usize,
 }
+
+/// The reactions offered by default.
+pub const DEFAULT_REACTIONS: &[&str] = &["👍", "👎", "❤️", "😂", "😮", "😢", "😡", "🎉", "🙏", "👀", "🔥", "✅"];
 
 impl Default for ChatSection {
     fn default() -> Self {
@@ -89,6 +98,9 @@ impl Default for ChatSection {
             conversation_idle_secs: 300,
             max_page: 200,
             max_group_members: 2000,
+            edit_window_secs: 900,
+            reactions: DEFAULT_REACTIONS.iter().map(|r| (*r).to_owned()).collect(),
+            max_reactions_per_message: 20,
         }
     }
 }
@@ -396,6 +408,15 @@ impl Settings {
         }
         if self.chat.max_group_members < 2 {
             return bad("chat.max_group_members", "must be at least 2");
+        }
+        if self.chat.reactions.is_empty()
+            || self.chat.reactions.len() > 64
+            || self.chat.reactions.iter().any(|r| r.is_empty() || r.len() > 32 || r.chars().any(char::is_whitespace))
+        {
+            return bad("chat.reactions", "1-64 emoji, each 1-32 bytes without spaces");
+        }
+        if !(1..=64).contains(&self.chat.max_reactions_per_message) {
+            return bad("chat.max_reactions_per_message", "must be between 1 and 64");
         }
         if self.chat.max_message_chars == 0 || self.chat.max_page < 1 {
             return bad("chat.max_message_chars", "max_message_chars and max_page must be positive");

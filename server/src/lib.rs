@@ -8,6 +8,8 @@
 //! - [`auth`]: passwords, tokens and the [`auth::Authed`] extractor.
 //! - [`error`]: [`error::ApiError`], the `{"error", "message"}` body every failure uses.
 //! - [`events`]: pushes events to users' online devices.
+//! - [`rich`]: what a `send` names (an upload, a message to forward) resolved for the owner, and
+//!   history pages filled with quotes and reactions.
 //! - [`state`]: [`state::AppState`], what handlers share.
 //! - [`tasks`]: periodic background work (sweepers).
 //! - [`ws`]: the `/ws` endpoint and the `WsSession` actor (one per connection).
@@ -17,6 +19,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod rich;
 pub mod routes;
 pub mod state;
 pub mod tasks;

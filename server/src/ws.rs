@@ -220,11 +220,19 @@ impl WsSession {
 
     fn on_frame(&mut self, frame: ClientFrame, ctx: &mut Ctx) {
         match frame {
-            ClientFrame::Send { id, conv, body, mentions, mention_all } => {
+            ClientFrame::Send { id, conv, body, mentions, mention_all, reply_to, attachment, forward } => {
                 if id.is_empty() || id.chars().count() > MAX_CLIENT_ID || id.chars().any(char::is_control) {
                     return self.error(ctx, "invalid_id", "id must be 1-64 characters", Some(id));
                 }
-                if body.trim().is_empty() {
+                if forward.is_some() && (!body.is_empty() || attachment.is_some()) {
+                    return self.error(
+                        ctx,
+                        "invalid_forward",
+                        "a forward carries no body or attachment of its own",
+                        Some(id),
+                    );
+                }
+                if body.trim().is_empty() && attachment.is_none() && forward.is_none() {
                     return self.error(ctx, "empty_message", "body is empty", Some(id));
                 }
                 if body.chars().count() > self.chat.max_message_chars {
@@ -246,19 +254,75 @@ impl WsSession {
                     body,
                     mentions,
                     mention_all,
+                    reply_to,
+                    attachment: None,
+                    forwarded_from: None,
                 };
                 self.in_flight += 1;
-                self.route(ctx, conv, cmd, move |act, res, ctx| {
-                    act.in_flight = act.in_flight.saturating_sub(1);
-                    match res {
-                        Ok(Reply::Acked(ack)) => act.send_frame(
-                            ctx,
-                            &ServerFrame::Ack { id: ack.id, conv: ack.conv, seq: ack.seq, ts: ack.ts },
-                        ),
-                        Ok(Reply::Done) => {}
-                        Err(e) => act.chat_error(ctx, &e, Some(id)),
+                if attachment.is_none() && forward.is_none() {
+                    return self.post(ctx, conv, cmd, id);
+                }
+                // What the message names is looked up first; the session's later frames wait
+                // for it, so they still reach the owner in the order they were sent.
+                let (hub, user) = (self.hub.clone(), self.user);
+                let resolve = async move {
+                    let mut cmd = cmd;
+                    if let Command::Post { attachment: a, forwarded_from, body, .. } = &mut cmd {
+                        if let Some(upload) = attachment {
+                            *a = Some(crate::rich::attachment_of(&hub, user, &upload).await?);
+                        }
+                        if let Some(source) = forward {
+                            let (text, file, from) = crate::rich::forward_of(&hub, user, &source).await?;
+                            *body = text;
+                            *a = file;
+                            *forwarded_from = Some(from);
+                        }
                     }
+                    Ok::<_, ChatError>(cmd)
+                };
+                ctx.wait(resolve.into_actor(self).map(move |res, act, ctx| match res {
+                    Ok(cmd) => act.post(ctx, conv, cmd, id),
+                    Err(e) => {
+                        act.in_flight = act.in_flight.saturating_sub(1);
+                        act.chat_error(ctx, &e, Some(id));
+                    }
+                }));
+            }
+            ClientFrame::Edit { id, conv, seq, body } => {
+                if id.is_empty() || id.chars().count() > MAX_CLIENT_ID || id.chars().any(char::is_control) {
+                    return self.error(ctx, "invalid_id", "id must be 1-64 characters", Some(id));
+                }
+                if body.trim().is_empty() {
+                    return self.error(ctx, "empty_message", "body is empty", Some(id));
+                }
+                if body.chars().count() > self.chat.max_message_chars {
+                    let max = self.chat.max_message_chars;
+                    return self.error(ctx, "message_too_long", format!("body is over {max} characters"), Some(id));
+                }
+                if self.check_conv(&conv, Some(&id), ctx).is_none() {
+                    return;
+                }
+                let cmd = Command::Edit { user: self.user, client_id: id.clone(), seq, body };
+                self.route(ctx, conv, cmd, move |act, res, ctx| match res {
+                    Ok(Reply::Acked(ack)) => {
+                        act.send_frame(ctx, &ServerFrame::Ack { id: ack.id, conv: ack.conv, seq: ack.seq, ts: ack.ts })
+                    }
+                    Ok(Reply::Done) => {}
+                    Err(e) => act.chat_error(ctx, &e, Some(id)),
                 });
+            }
+            ClientFrame::React { conv, seq, emoji, on } => {
+                if !self.chat.reactions.contains(&emoji) {
+                    return self.error(
+                        ctx,
+                        "invalid_reaction",
+                        "not one of the reactions offered (GET /api/v1/limits)",
+                        None,
+                    );
+                }
+                if self.check_conv(&conv, None, ctx).is_some() {
+                    self.route(ctx, conv, Command::React { user: self.user, seq, emoji, on }, Self::report);
+                }
             }
             ClientFrame::Delivered { conv, seq } => {
                 if self.check_conv(&conv, None, ctx).is_some() {
@@ -326,6 +390,20 @@ impl WsSession {
     {
         let answer = self.hub.route(conv, cmd);
         ctx.spawn(answer.into_actor(self).map(move |res, act, ctx| done(act, res, ctx)));
+    }
+
+    /// Routes a post and answers its ack (or refusal); `in_flight` was counted by the caller.
+    fn post(&mut self, ctx: &mut Ctx, conv: ConvId, cmd: Command, id: String) {
+        self.route(ctx, conv, cmd, move |act, res, ctx| {
+            act.in_flight = act.in_flight.saturating_sub(1);
+            match res {
+                Ok(Reply::Acked(ack)) => {
+                    act.send_frame(ctx, &ServerFrame::Ack { id: ack.id, conv: ack.conv, seq: ack.seq, ts: ack.ts })
+                }
+                Ok(Reply::Done) => {}
+                Err(e) => act.chat_error(ctx, &e, Some(id)),
+            }
+        });
     }
 
     /// Reports a refusal of a command that answers nothing when it succeeds.
@@ -419,7 +497,8 @@ pub async fn history(hub: &Hub, user: UserId, conv: ConvId, page: Page, limit: i
             break more;
         }
     };
-    let messages = out;
+    let mut messages = out;
+    crate::rich::enrich(hub, user, &conv, floor, ceiling, &mut messages).await?;
     Ok(History { conv, messages, has_more, max_seq })
 }
 

@@ -19,6 +19,9 @@ use crate::command::{Command, Outcome};
 use crate::delivery::KickReason;
 
 /// What an envelope says. The frames it carries are counted by [`Envelope::frames`].
+// Envelopes are encoded or decoded one at a time and not kept: the size of the largest variant
+// (a request carrying a `Command::Post`) is not worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "k", rename_all = "snake_case")]
 pub enum Envelope {

@@ -27,20 +27,21 @@ use schema::db::groups::{self as q, role};
 use schema::db::models::{Group, GroupMember};
 use schema::db::{conversations, friends, owners, DbError};
 use schema::message::{MessageKind, MessageRecord};
-use schema::protocol::{ServerFrame, WireMessage};
-use schema::{ConvId, DeviceId, GroupId, UserId};
+use schema::protocol::{Quote, ServerFrame, WireMessage};
+use schema::{ConvId, GroupId, UserId};
 use serde_json::json;
 
 use self::plan::{GroupState, Member, Plan};
 use crate::cluster::envelope::Envelope;
-use crate::command::{ChatError, Command, GroupOp, Reply};
+use crate::command::{Ack, ChatError, Command, GroupOp, Reply};
 use crate::conversation::resync_frame;
 use crate::delivery::{Frame, SenderCopy};
 use crate::entity::{Exec, OwnerCtx, Reply as Answer, Stop};
 use crate::owner::{
-    later, mark_read, report_fenced, report_stopped, stop, stop_if_done, watch_idle, Life, Lifecycle, OwnerDeps,
+    apply_reaction, later, mark_read, plan_edit, report_fenced, report_stopped, stop, stop_if_done, watch_idle,
+    EventClock, Life, Lifecycle, OwnerDeps,
 };
-use crate::sequencer::{load_tail, post, replay, Sequenced, Sequencer};
+use crate::sequencer::{load_tail, post, replay, Carry, Sequenced, Sequencer};
 
 static SYSTEM_IDS: AtomicU64 = AtomicU64::new(1);
 
@@ -64,6 +65,8 @@ pub struct GroupActor {
     parked: VecDeque<Exec>,
     /// Reads, recalls and re-reads being done.
     pending: usize,
+    /// Times of reactions.
+    events: EventClock,
 }
 
 type Loaded = (Option<Group>, Vec<GroupMember>, HashSet<UserId>);
@@ -100,6 +103,7 @@ impl GroupActor {
             changing: false,
             parked: VecDeque::new(),
             pending: 0,
+            events: EventClock::default(),
         }
     }
 
@@ -160,9 +164,13 @@ impl GroupActor {
     }
 
     /// Delivers a durable message to the members whose history includes it.
-    fn fan_out(&mut self, rec: &MessageRecord, origin: Option<DeviceId>) {
+    fn fan_out(&mut self, rec: &MessageRecord, carry: &Carry) {
+        let origin = carry.origin;
         self.deps.observe_delivery(rec.ts);
         let wire = WireMessage::from(rec);
+        // A reply's quote, for those who may read the quoted message and for those who may not
+        // (they joined after it).
+        let quote = rec.reply_to.map(|q| (q, Quote::of(q, carry.quoted.as_ref(), 0, i64::MAX, false)));
         // Exactly the members whose history includes this seq: joined before it, not left before it.
         let recipients: Vec<UserId> = self
             .state
@@ -176,21 +184,36 @@ impl GroupActor {
         let mentioned: HashSet<UserId> =
             if rec.mention_all { recipients.iter().copied().collect() } else { rec.mentions.iter().copied().collect() };
         // One encoding per variant, shared by every recipient of that variant.
-        let mut by_variant: HashMap<(bool, bool), Vec<UserId>> = HashMap::new();
+        let mut by_variant: HashMap<(bool, bool, bool), Vec<UserId>> = HashMap::new();
         for u in recipients.iter().copied().filter(|u| *u != rec.sender) {
             let silent = self.quiet.contains(&u) && !mentioned.contains(&u);
-            by_variant.entry((silent, mentioned.contains(&u))).or_default().push(u);
+            let sees_quote =
+                quote.as_ref().is_none_or(|(q, _)| self.state.members.get(&u).is_none_or(|m| m.joined_seq < *q));
+            by_variant.entry((silent, mentioned.contains(&u), sees_quote)).or_default().push(u);
         }
+        let with_quote = |sees: bool| {
+            let mut w = wire.clone();
+            w.reply = quote.as_ref().map(
+                |(q, visible)| {
+                    if sees {
+                        visible.clone()
+                    } else {
+                        Quote::of(*q, None, 0, i64::MAX, false)
+                    }
+                },
+            );
+            w
+        };
         let variants: Vec<(Frame, Vec<UserId>)> = by_variant
             .into_iter()
-            .map(|((silent, m), users)| {
-                (ServerFrame::Msg { msg: wire.clone(), silent, mentioned: m }.encode().into(), users)
+            .map(|((silent, m, sees), users)| {
+                (ServerFrame::Msg { msg: with_quote(sees), silent, mentioned: m }.encode().into(), users)
             })
             .collect();
         // The sender's other devices (or all of them for system messages).
         let sender = recipients.contains(&rec.sender).then(|| SenderCopy {
             user: rec.sender,
-            frame: ServerFrame::Msg { msg: wire, silent: true, mentioned: false }.encode().into(),
+            frame: ServerFrame::Msg { msg: with_quote(true), silent: true, mentioned: false }.encode().into(),
             except: origin,
         });
         self.send(variants, sender);
@@ -239,15 +262,12 @@ impl GroupActor {
         let client_id = format!("sys-{}-{}", self.deps.clock.now_ms(), SYSTEM_IDS.fetch_add(1, Ordering::Relaxed));
         let rec = MessageRecord {
             conv: self.conv.clone(),
-            seq: 0,
             sender: by,
             client_id,
             kind: MessageKind::System,
             body: Some(body.to_string()),
-            mentions: Vec::new(),
-            mention_all: false,
             ts: self.deps.clock.now_ms(),
-            recalled_at: None,
+            ..MessageRecord::default()
         };
         Box::pin(post(self, rec, None).map(|res, act, _| {
             if let Err(e) = res {
@@ -264,21 +284,34 @@ impl GroupActor {
         let Exec { cmd, reply } = exec;
         let now = self.deps.clock.now_ms();
         match cmd {
-            Command::Post { sender, device, client_id, body, mut mentions, mention_all } => {
-                if let Err(e) = self.state.member(sender) {
-                    return reply.send(Err(e));
-                }
+            Command::Post {
+                sender,
+                device,
+                client_id,
+                body,
+                mut mentions,
+                mention_all,
+                reply_to,
+                attachment,
+                forwarded_from,
+            } => {
+                let joined = match self.state.member(sender) {
+                    Ok(m) => m.joined_seq,
+                    Err(e) => return reply.send(Err(e)),
+                };
                 if let Some(answer) = replay(self, sender, &client_id) {
                     return later(self, ctx, reply, Box::pin(answer.map(|r, _, _| r.map(Reply::Acked))));
                 }
                 if let Err(e) = self.state.check_post(sender, &mentions, mention_all, now) {
                     return reply.send(Err(e));
                 }
+                if reply_to.is_some_and(|r| r <= joined || r > self.seq.max_seq()) {
+                    return reply.send(Err(ChatError::InvalidReply));
+                }
                 mentions.sort();
                 mentions.dedup();
                 let rec = MessageRecord {
                     conv: self.conv.clone(),
-                    seq: 0,
                     sender,
                     client_id,
                     kind: MessageKind::Text,
@@ -286,7 +319,10 @@ impl GroupActor {
                     mentions,
                     mention_all,
                     ts: now,
-                    recalled_at: None,
+                    reply_to,
+                    attachment,
+                    forwarded_from,
+                    ..MessageRecord::default()
                 };
                 let work = post(self, rec, Some(device));
                 later(self, ctx, reply, Box::pin(work.map(|r, _, _| r.map(Reply::Acked))));
@@ -368,7 +404,71 @@ impl GroupActor {
                 reply.send(Ok(Reply::Done));
             }
             Command::Change { by, op } => self.change(by, op, reply, ctx),
+            Command::Edit { user, client_id, seq, body } => {
+                if let Err(e) = self.may_touch(user, seq, now) {
+                    return reply.send(Err(e));
+                }
+                let (deps, conv) = (self.deps.clone(), self.conv.clone());
+                let work = async move {
+                    let plan = plan_edit(&deps, conv.clone(), user, seq, &client_id, now).await?;
+                    if !plan.replay
+                        && !deps
+                            .store
+                            .edit(conv.clone(), seq, body.clone(), plan.at, client_id.clone())
+                            .await
+                            .map_err(ChatError::unavailable)?
+                    {
+                        return Err(ChatError::AlreadyRecalled);
+                    }
+                    Ok((plan, client_id, body))
+                };
+                let work = work.into_actor(self).map(move |res, act, _| {
+                    let (plan, client_id, body) = res?;
+                    if !plan.replay {
+                        let frame = ServerFrame::Edited { conv: act.conv.clone(), seq, body, edited_at: plan.at };
+                        let readers = act.readers_of(seq);
+                        act.send_to_users(readers, &frame);
+                    }
+                    Ok(Reply::Acked(Ack { id: client_id, conv: act.conv.clone(), seq, ts: plan.at }))
+                });
+                later(self, ctx, reply, Box::pin(work));
+            }
+            Command::React { user, seq, emoji, on } => {
+                if let Err(e) = self.may_touch(user, seq, now) {
+                    return reply.send(Err(e));
+                }
+                let at = self.events.next(now);
+                let (deps, conv) = (self.deps.clone(), self.conv.clone());
+                let e = emoji.clone();
+                let work = async move { apply_reaction(&deps, conv, seq, user, e, on, at).await }.into_actor(self).map(
+                    move |res, act, _| {
+                        if res? {
+                            let frame = ServerFrame::Reaction { conv: act.conv.clone(), seq, user, emoji, on, at };
+                            let readers = act.readers_of(seq);
+                            act.send_to_users(readers, &frame);
+                        }
+                        Ok(Reply::Done)
+                    },
+                );
+                later(self, ctx, reply, Box::pin(work));
+            }
         }
+    }
+
+    /// Whether `user` may edit or react to message `seq` now: a member who can read it, not
+    /// muted, in a group that is not dissolved.
+    fn may_touch(&self, user: UserId, seq: i64, now: i64) -> Result<(), ChatError> {
+        let joined = self.state.member(user)?.joined_seq;
+        self.state.check_post(user, &[], false, now)?;
+        if seq <= joined || seq > self.seq.max_seq() {
+            return Err(ChatError::MessageNotFound);
+        }
+        Ok(())
+    }
+
+    /// The members whose history includes `seq`.
+    fn readers_of(&self, seq: i64) -> Vec<UserId> {
+        self.state.members.iter().filter(|(_, m)| m.joined_seq < seq).map(|(u, _)| *u).collect()
     }
 
     fn unpark(&mut self, ctx: &mut Context<Self>) {
@@ -526,8 +626,8 @@ impl Sequenced for GroupActor {
         &mut self.seq
     }
 
-    fn deliver(&mut self, rec: &MessageRecord, origin: Option<DeviceId>) {
-        self.fan_out(rec, origin);
+    fn deliver(&mut self, rec: &MessageRecord, carry: &Carry) {
+        self.fan_out(rec, carry);
     }
 }
 

@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 
 use schema::db::conversations::{self, LastMessage};
 use schema::db::{owners, DbError};
-use schema::message::{Appended, Fence, MessageRecord, Page};
+use schema::message::{Appended, Fence, MessageRecord, Page, Reaction};
 use schema::{ConvId, UserId};
 
 use crate::db::Db;
@@ -97,6 +97,20 @@ pub trait MessageStore: Send + Sync + 'static {
 
     /// Removes the body and marks the message recalled at `at`; false if missing or already so.
     fn recall(&self, conv: ConvId, seq: i64, at: i64) -> StoreFuture<bool>;
+
+    /// Replaces the body of message `seq` (not recalled) with `body`, edited at `at` by the edit
+    /// with client id `edit_id`, unless an edit at `at` or later is stored already; false when
+    /// nothing changed.
+    fn edit(&self, conv: ConvId, seq: i64, body: String, at: i64, edit_id: String) -> StoreFuture<bool>;
+
+    /// Adds (`on`) or removes `user`'s reaction `emoji` to message `seq`; true when it changed.
+    fn react(&self, conv: ConvId, seq: i64, user: UserId, emoji: String, on: bool, at: i64) -> StoreFuture<bool>;
+
+    /// The reactions to the messages `seqs` of `conv`.
+    fn reactions(&self, conv: ConvId, seqs: Vec<i64>) -> StoreFuture<Vec<Reaction>>;
+
+    /// The messages (of any conversation) that carry upload `id`.
+    fn with_attachment(&self, id: String) -> StoreFuture<Vec<MessageRecord>>;
 
     /// Checks that the store answers (`/readyz`).
     fn ping(&self) -> StoreFuture<()>;

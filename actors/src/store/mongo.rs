@@ -9,7 +9,7 @@ use mongodb::error::ErrorKind;
 use mongodb::options::IndexOptions;
 use mongodb::{Client, Collection, IndexModel};
 use schema::db::conversations::LastMessage;
-use schema::message::{Appended, Fence, MessageRecord, Page};
+use schema::message::{Appended, Fence, MessageRecord, Page, Reaction};
 use schema::{ConvId, UserId};
 
 use super::{MessageStore, StoreError, StoreFuture};
@@ -18,10 +18,26 @@ use crate::db::Db;
 /// MongoDB's duplicate-key error code.
 const DUPLICATE_KEY: i32 = 11000;
 
+/// True for a duplicate-key error of a single write.
+fn is_duplicate(e: &mongodb::error::Error) -> bool {
+    matches!(&*e.kind, ErrorKind::Write(mongodb::error::WriteFailure::WriteError(we)) if we.code == DUPLICATE_KEY)
+}
+
 /// Messages in a MongoDB collection.
 #[derive(Clone)]
 pub struct MongoMessageStore {
     coll: Collection<MessageRecord>,
+    reactions: Collection<ReactionDoc>,
+}
+
+/// A reaction in the `reactions` collection (unique per message, user and emoji).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct ReactionDoc {
+    conv: String,
+    seq: i64,
+    user: i64,
+    emoji: String,
+    at: i64,
 }
 
 impl MongoMessageStore {
@@ -33,9 +49,19 @@ impl MongoMessageStore {
         coll.create_indexes([
             IndexModel::builder().keys(doc! {"conv": 1, "seq": 1}).options(unique()).build(),
             IndexModel::builder().keys(doc! {"conv": 1, "sender": 1, "client_id": 1}).options(unique()).build(),
+            IndexModel::builder()
+                .keys(doc! {"attachment.id": 1})
+                .options(IndexOptions::builder().sparse(true).build())
+                .build(),
         ])
         .await?;
-        Ok(MongoMessageStore { coll })
+        let reactions = client.database(database).collection::<ReactionDoc>("reactions");
+        reactions
+            .create_index(
+                IndexModel::builder().keys(doc! {"conv": 1, "seq": 1, "user": 1, "emoji": 1}).options(unique()).build(),
+            )
+            .await?;
+        Ok(MongoMessageStore { coll, reactions })
     }
 
     /// The names of the collection's indexes (for tests and diagnostics).
@@ -149,6 +175,61 @@ impl MessageStore for MongoMessageStore {
                 .await?;
             Ok(res.modified_count == 1)
         })
+    }
+
+    fn edit(&self, conv: ConvId, seq: i64, body: String, at: i64, edit_id: String) -> StoreFuture<bool> {
+        let coll = self.coll.clone();
+        Box::pin(async move {
+            let res = coll
+                .update_one(
+                    // Spelled as one `$and` (same meaning): nx-27017 mis-evaluates a top-level
+                    // `$or` next to plain equalities once the filter shape has been seen before.
+                    doc! {"$and": [{"conv": conv.0}, {"seq": seq}, {"recalled_at": Bson::Null},
+                    {"$or": [{"edited_at": Bson::Null}, {"edited_at": {"$lt": at}}]}]},
+                    doc! {"$set": {"body": body, "edited_at": at, "edit_id": edit_id}},
+                )
+                .await?;
+            Ok(res.modified_count == 1)
+        })
+    }
+
+    fn react(&self, conv: ConvId, seq: i64, user: UserId, emoji: String, on: bool, at: i64) -> StoreFuture<bool> {
+        let coll = self.reactions.clone();
+        Box::pin(async move {
+            if !on {
+                let res = coll.delete_one(doc! {"conv": conv.0, "seq": seq, "user": user.0, "emoji": emoji}).await?;
+                return Ok(res.deleted_count == 1);
+            }
+            match coll.insert_one(ReactionDoc { conv: conv.0, seq, user: user.0, emoji, at }).await {
+                Ok(_) => Ok(true),
+                Err(e) if is_duplicate(&e) => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    fn reactions(&self, conv: ConvId, seqs: Vec<i64>) -> StoreFuture<Vec<Reaction>> {
+        let coll = self.reactions.clone();
+        Box::pin(async move {
+            if seqs.is_empty() {
+                return Ok(Vec::new());
+            }
+            let docs: Vec<ReactionDoc> = coll
+                .find(doc! {"conv": conv.0, "seq": {"$in": seqs}})
+                .sort(doc! {"seq": 1, "at": 1})
+                .await?
+                .try_collect()
+                .await?;
+            Ok(docs
+                .into_iter()
+                .map(|d| Reaction { seq: d.seq, user: UserId(d.user), emoji: d.emoji, at: d.at })
+                .collect())
+        })
+    }
+
+    fn with_attachment(&self, id: String) -> StoreFuture<Vec<MessageRecord>> {
+        let coll = self.coll.clone();
+        Box::pin(async move { Ok(coll.find(doc! {"attachment.id": id}).await?.try_collect().await?) })
     }
 
     fn ping(&self) -> StoreFuture<()> {

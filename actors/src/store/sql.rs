@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use schema::db::conversations::{self, LastMessage};
 use schema::db::messages as q;
 use schema::db::AnyConnection;
-use schema::message::{Appended, Fence, MessageRecord, Page};
+use schema::message::{Appended, Fence, MessageRecord, Page, Reaction};
 use schema::{ConvId, UserId};
 
 use super::{MessageStore, StoreFuture};
@@ -97,6 +97,26 @@ impl MessageStore for SqlMessageStore {
     fn recall(&self, conv: ConvId, seq: i64, at: i64) -> StoreFuture<bool> {
         let db = self.db.clone();
         Box::pin(async move { Ok(db.write(move |c| q::recall(c, &conv, seq, at)).await?) })
+    }
+
+    fn edit(&self, conv: ConvId, seq: i64, body: String, at: i64, edit_id: String) -> StoreFuture<bool> {
+        let db = self.db.clone();
+        Box::pin(async move { Ok(db.write(move |c| q::edit(c, &conv, seq, &body, at, &edit_id)).await?) })
+    }
+
+    fn react(&self, conv: ConvId, seq: i64, user: UserId, emoji: String, on: bool, at: i64) -> StoreFuture<bool> {
+        let db = self.db.clone();
+        Box::pin(async move { Ok(db.write(move |c| q::react(c, &conv, seq, user, &emoji, on, at)).await?) })
+    }
+
+    fn reactions(&self, conv: ConvId, seqs: Vec<i64>) -> StoreFuture<Vec<Reaction>> {
+        let db = self.db.clone();
+        Box::pin(async move { Ok(db.read(move |c| q::reactions(c, &conv, &seqs)).await?) })
+    }
+
+    fn with_attachment(&self, id: String) -> StoreFuture<Vec<MessageRecord>> {
+        let db = self.db.clone();
+        Box::pin(async move { Ok(db.read(move |c| q::with_attachment(c, &id)).await?) })
     }
 
     fn ping(&self) -> StoreFuture<()> {

@@ -19,5 +19,6 @@ pub fn text(conv: &ConvId, seq: i64, sender: i64, client_id: &str, body: &str) -
         mention_all: false,
         ts: TS0 + seq,
         recalled_at: None,
+        ..MessageRecord::default()
     }
 }

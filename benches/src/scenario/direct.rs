@@ -547,6 +547,9 @@ async fn shard(plan: Plan, mut link: Link<Run, ShardResult>) -> anyhow::Result<(
                 body: body.clone(),
                 mentions: vec![],
                 mention_all: false,
+                reply_to: None,
+                attachment: None,
+                forward: None,
             };
             let text = serde_json::to_string(&frame)?;
             let (head, tail) = text.split_once(ID_SLOT).ok_or_else(|| anyhow!("no id slot in {text}"))?;

@@ -22,6 +22,21 @@ struct Row {
     mention_all: bool,
     created_at: i64,
     recalled_at: Option<i64>,
+    extra: Option<String>,
+    attachment_id: Option<String>,
+    edited_at: Option<i64>,
+    edit_id: Option<String>,
+}
+
+/// What a message's `extra` column holds (JSON; absent for a plain message).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Extra {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reply_to: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    forwarded_from: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attachment: Option<crate::message::Attachment>,
 }
 
 impl From<&MessageRecord> for Row {
@@ -37,6 +52,14 @@ impl From<&MessageRecord> for Row {
             mention_all: m.mention_all,
             created_at: m.ts,
             recalled_at: m.recalled_at,
+            extra: (m.reply_to.is_some() || m.forwarded_from.is_some() || m.attachment.is_some()).then(|| {
+                let e =
+                    Extra { reply_to: m.reply_to, forwarded_from: m.forwarded_from, attachment: m.attachment.clone() };
+                serde_json::to_string(&e).unwrap_or_default()
+            }),
+            attachment_id: m.attachment.as_ref().map(|a| a.id.clone()),
+            edited_at: m.edited_at,
+            edit_id: m.edit_id.clone(),
         }
     }
 }
@@ -54,7 +77,28 @@ impl From<Row> for MessageRecord {
             mention_all: r.mention_all,
             ts: r.created_at,
             recalled_at: r.recalled_at,
+            reply_to: None,
+            forwarded_from: None,
+            attachment: None,
+            edited_at: r.edited_at,
+            edit_id: r.edit_id,
         }
+        .with_extra(r.extra.as_deref())
+    }
+}
+
+trait WithExtra {
+    fn with_extra(self, extra: Option<&str>) -> Self;
+}
+
+impl WithExtra for MessageRecord {
+    fn with_extra(mut self, extra: Option<&str>) -> Self {
+        if let Some(e) = extra.and_then(|e| serde_json::from_str::<Extra>(e).ok()) {
+            self.reply_to = e.reply_to;
+            self.forwarded_from = e.forwarded_from;
+            self.attachment = e.attachment;
+        }
+        self
     }
 }
 
@@ -224,4 +268,81 @@ pub fn recall(conn: &mut AnyConnection, conv: &ConvId, seq: i64, at: i64) -> Res
         .set((messages::body.eq(None::<String>), messages::recalled_at.eq(at)))
         .execute(conn)?;
     Ok(n == 1)
+}
+
+/// Replaces the body of a text message that is not recalled, unless an edit at `at` or later was
+/// already stored; records the edit's client id. False when nothing was changed.
+pub fn edit(
+    conn: &mut AnyConnection,
+    conv: &ConvId,
+    seq: i64,
+    body: &str,
+    at: i64,
+    edit_id: &str,
+) -> Result<bool, DbError> {
+    let n = diesel::update(messages::table.find((conv.as_str(), seq)))
+        .filter(messages::recalled_at.is_null())
+        .filter(messages::edited_at.is_null().or(messages::edited_at.lt(at)))
+        .set((messages::body.eq(body), messages::edited_at.eq(at), messages::edit_id.eq(edit_id)))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// The messages that carry upload `id` (any conversation).
+pub fn with_attachment(conn: &mut AnyConnection, id: &str) -> Result<Vec<MessageRecord>, DbError> {
+    let rows: Vec<Row> = messages::table.filter(messages::attachment_id.eq(id)).select(Row::as_select()).load(conn)?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// Adds (`on`) or removes `user`'s reaction `emoji` on a message; true when it changed.
+pub fn react(
+    conn: &mut AnyConnection,
+    conv: &ConvId,
+    seq: i64,
+    user: UserId,
+    emoji: &str,
+    on: bool,
+    at: i64,
+) -> Result<bool, DbError> {
+    use super::schema::reactions as r;
+    let n = if on {
+        let row = (
+            r::conv_id.eq(conv.as_str()),
+            r::seq.eq(seq),
+            r::user_id.eq(user.0),
+            r::emoji.eq(emoji),
+            r::created_at.eq(at),
+        );
+        match conn {
+            AnyConnection::Postgresql(c) => {
+                diesel::insert_into(r::table).values(row).on_conflict_do_nothing().execute(c)?
+            }
+            AnyConnection::Sqlite(c) => diesel::insert_or_ignore_into(r::table).values(row).execute(c)?,
+        }
+    } else {
+        diesel::delete(r::table.find((conv.as_str(), seq, user.0, emoji))).execute(conn)?
+    };
+    Ok(n == 1)
+}
+
+/// The reactions to messages `seqs` of `conv`, oldest first.
+pub fn reactions(
+    conn: &mut AnyConnection,
+    conv: &ConvId,
+    seqs: &[i64],
+) -> Result<Vec<crate::message::Reaction>, DbError> {
+    use super::schema::reactions as r;
+    if seqs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(i64, i64, String, i64)> = r::table
+        .filter(r::conv_id.eq(conv.as_str()))
+        .filter(r::seq.eq_any(seqs))
+        .order((r::seq.asc(), r::created_at.asc()))
+        .select((r::seq, r::user_id, r::emoji, r::created_at))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, user, emoji, at)| crate::message::Reaction { seq, user: UserId(user), emoji, at })
+        .collect())
 }

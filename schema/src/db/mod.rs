@@ -13,6 +13,7 @@ pub mod models;
 pub mod owners;
 pub mod schema;
 pub mod scratch;
+pub mod uploads;
 pub mod users;
 
 use std::path::Path;

@@ -46,6 +46,10 @@ diesel::table! {
         mention_all -> Bool,
         created_at -> BigInt,
         recalled_at -> Nullable<BigInt>,
+        extra -> Nullable<Text>,
+        attachment_id -> Nullable<Text>,
+        edited_at -> Nullable<BigInt>,
+        edit_id -> Nullable<Text>,
     }
 }
 
@@ -169,6 +173,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    reactions (conv_id, seq, user_id, emoji) {
+        conv_id -> Text,
+        seq -> BigInt,
+        user_id -> BigInt,
+        emoji -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    uploads (id) {
+        id -> Text,
+        owner_id -> BigInt,
+        kind -> Text,
+        mime -> Text,
+        name -> Text,
+        size -> BigInt,
+        width -> Nullable<BigInt>,
+        height -> Nullable<BigInt>,
+        has_thumb -> Bool,
+        storage_key -> Text,
+        created_at -> BigInt,
+        attached_at -> Nullable<BigInt>,
+        removed_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(devices -> users (user_id));
 diesel::joinable!(conversation_states -> conversations (conv_id));
 diesel::joinable!(group_members -> groups (group_id));
@@ -187,4 +219,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     group_members,
     group_invites,
     entity_owners,
+    reactions,
+    uploads,
 );

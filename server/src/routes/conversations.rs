@@ -314,10 +314,15 @@ pub fn chat_error(e: actors::command::ChatError) -> ApiError {
     use actors::command::ChatError as E;
     let status = match &e {
         E::NotFriends | E::NotYourMessage | E::NotAllowed | E::Muted | E::MentionAllForbidden => StatusCode::FORBIDDEN,
-        E::UnknownConversation | E::MessageNotFound | E::NotMember => StatusCode::NOT_FOUND,
-        E::RecallWindowPassed | E::AlreadyRecalled | E::GroupDissolved | E::OwnerCannotLeave | E::GroupFull => {
-            StatusCode::CONFLICT
-        }
+        E::UnknownConversation | E::MessageNotFound | E::NotMember | E::UploadNotFound => StatusCode::NOT_FOUND,
+        E::RecallWindowPassed
+        | E::AlreadyRecalled
+        | E::GroupDissolved
+        | E::OwnerCannotLeave
+        | E::GroupFull
+        | E::EditWindowPassed
+        | E::TooManyReactions => StatusCode::CONFLICT,
+        E::NotEditable | E::InvalidReply => StatusCode::UNPROCESSABLE_ENTITY,
         E::InvalidMentions | E::InviteesNotFriends => StatusCode::UNPROCESSABLE_ENTITY,
         E::InviteUsedUp => StatusCode::GONE,
         E::Unavailable(cause) => return ApiError::unavailable(cause),

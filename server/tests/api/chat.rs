@@ -445,9 +445,14 @@ async fn malformed_and_oversized_frames(app: TestApp) -> TestResult {
     assert_eq!(wa.expect("error").await?["code"], "invalid_frame");
     wa.send(json!({"type": "launch_missiles"})).await?;
     assert_eq!(wa.expect("error").await?["code"], "invalid_frame");
+    // A send with neither a body nor an attachment is empty (the body may be left out only
+    // when an attachment carries the message).
     wa.send(json!({"type": "send", "id": "k", "conv": conv})).await?;
     let e = wa.expect("error").await?;
-    assert_eq!((e["code"].as_str(), e["id"].as_str()), (Some("invalid_frame"), Some("k")));
+    assert_eq!((e["code"].as_str(), e["id"].as_str()), (Some("empty_message"), Some("k")));
+    wa.send(json!({"type": "send", "id": "k2", "conv": 7, "body": "x"})).await?;
+    let e = wa.expect("error").await?;
+    assert_eq!((e["code"].as_str(), e["id"].as_str()), (Some("invalid_frame"), Some("k2")));
     wa.send(json!({"type": "send", "id": 5, "conv": conv, "body": "x"})).await?;
     assert_eq!(wa.expect("error").await?["code"], "invalid_frame");
     wa.send_raw(ws::Message::Binary(vec![1u8, 2, 3].into())).await?;
