@@ -19,8 +19,7 @@ use schema::{ConvId, DeviceId, UserId};
 use crate::command::{Ack, ChatError, Command, Reply};
 use crate::entity::{Exec, OwnerCtx, Stop};
 use crate::owner::{
-    apply_reaction, later, mark_read, plan_edit, report_stopped, stop, watch_idle, EventClock, Life, Lifecycle,
-    OwnerDeps,
+    apply_reaction, edit, later, mark_read, report_stopped, stop, watch_idle, EventClock, Life, Lifecycle, OwnerDeps,
 };
 use crate::sequencer::{load_tail, post, replay, Carry, Sequenced, Sequencer};
 
@@ -251,30 +250,25 @@ impl ConversationActor {
                 }
                 let (deps, conv, now) = (self.deps.clone(), self.conv.clone(), self.deps.clock.now_ms());
                 let work = async move {
-                    let plan = plan_edit(&deps, conv.clone(), user, seq, &client_id, now).await?;
-                    if !plan.replay
-                        && !deps
-                            .store
-                            .edit(conv.clone(), seq, body.clone(), plan.at, client_id.clone())
-                            .await
-                            .map_err(ChatError::unavailable)?
-                    {
-                        return Err(ChatError::AlreadyRecalled);
-                    }
-                    Ok((plan, client_id, body))
+                    edit(&deps, conv, user, seq, client_id.clone(), body.clone(), now)
+                        .await
+                        .map(|r| (r, client_id, body))
                 };
                 let work = work.into_actor(self).map(move |res, act, _| {
-                    let (plan, client_id, body) = res?;
-                    if !plan.replay {
-                        let frame = ServerFrame::Edited { conv: act.conv.clone(), seq, body, edited_at: plan.at };
+                    let ((at, fresh), client_id, body) = res?;
+                    if fresh {
+                        let frame = ServerFrame::Edited { conv: act.conv.clone(), seq, body, edited_at: at };
                         act.to_user(act.a, &frame, None);
                         act.to_user(act.b, &frame, None);
                     }
-                    Ok(Reply::Acked(Ack { id: client_id, conv: act.conv.clone(), seq, ts: plan.at }))
+                    Ok(Reply::Acked(Ack { id: client_id, conv: act.conv.clone(), seq, ts: at }))
                 });
                 later(self, ctx, reply, Box::pin(work));
             }
             Command::React { user, seq, emoji, on } => {
+                if !self.policy.friends {
+                    return reply.send(Err(ChatError::NotFriends));
+                }
                 if seq < 1 || seq > self.seq.max_seq() {
                     return reply.send(Err(ChatError::MessageNotFound));
                 }

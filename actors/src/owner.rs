@@ -203,6 +203,7 @@ pub fn report_fenced(life: &Life) {
 }
 
 /// An edit that may be written: the message it changes and when.
+#[derive(Debug)]
 pub struct EditPlan {
     /// The message as stored now.
     pub message: schema::message::MessageRecord,
@@ -243,6 +244,34 @@ pub async fn plan_edit(
     }
     let at = now.max(m.edited_at.map_or(0, |e| e + 1));
     Ok(EditPlan { message: m, at, replay: false })
+}
+
+/// Checks and writes an edit (see [`plan_edit`]). `Some(at)` when the body changed now and the
+/// readers must be told; `None` for a resend of the latest edit, or for an edit that a newer one
+/// overtook on the way to the store (last writer wins, as every reader sees). Both are acked.
+pub async fn edit(
+    deps: &OwnerDeps,
+    conv: schema::ConvId,
+    user: schema::UserId,
+    seq: i64,
+    edit_id: String,
+    body: String,
+    now: i64,
+) -> Result<(i64, bool), crate::command::ChatError> {
+    use crate::command::ChatError;
+    let plan = plan_edit(deps, conv.clone(), user, seq, &edit_id, now).await?;
+    if plan.replay {
+        return Ok((plan.at, false));
+    }
+    if deps.store.edit(conv.clone(), seq, body, plan.at, edit_id).await.map_err(ChatError::unavailable)? {
+        return Ok((plan.at, true));
+    }
+    // Not written: recalled meanwhile, or a newer edit is stored.
+    match deps.store.get(conv, seq).await.map_err(ChatError::unavailable)? {
+        Some(m) if m.recalled_at.is_none() => Ok((plan.at, false)),
+        Some(_) => Err(ChatError::AlreadyRecalled),
+        None => Err(ChatError::MessageNotFound),
+    }
 }
 
 /// Adds or removes a reaction after the checks every conversation makes: the message exists, is

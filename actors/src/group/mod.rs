@@ -38,8 +38,8 @@ use crate::conversation::resync_frame;
 use crate::delivery::{Frame, SenderCopy};
 use crate::entity::{Exec, OwnerCtx, Reply as Answer, Stop};
 use crate::owner::{
-    apply_reaction, later, mark_read, plan_edit, report_fenced, report_stopped, stop, stop_if_done, watch_idle,
-    EventClock, Life, Lifecycle, OwnerDeps,
+    apply_reaction, edit, later, mark_read, report_fenced, report_stopped, stop, stop_if_done, watch_idle, EventClock,
+    Life, Lifecycle, OwnerDeps,
 };
 use crate::sequencer::{load_tail, post, replay, Carry, Sequenced, Sequencer};
 
@@ -410,26 +410,18 @@ impl GroupActor {
                 }
                 let (deps, conv) = (self.deps.clone(), self.conv.clone());
                 let work = async move {
-                    let plan = plan_edit(&deps, conv.clone(), user, seq, &client_id, now).await?;
-                    if !plan.replay
-                        && !deps
-                            .store
-                            .edit(conv.clone(), seq, body.clone(), plan.at, client_id.clone())
-                            .await
-                            .map_err(ChatError::unavailable)?
-                    {
-                        return Err(ChatError::AlreadyRecalled);
-                    }
-                    Ok((plan, client_id, body))
+                    edit(&deps, conv, user, seq, client_id.clone(), body.clone(), now)
+                        .await
+                        .map(|r| (r, client_id, body))
                 };
                 let work = work.into_actor(self).map(move |res, act, _| {
-                    let (plan, client_id, body) = res?;
-                    if !plan.replay {
-                        let frame = ServerFrame::Edited { conv: act.conv.clone(), seq, body, edited_at: plan.at };
+                    let ((at, fresh), client_id, body) = res?;
+                    if fresh {
+                        let frame = ServerFrame::Edited { conv: act.conv.clone(), seq, body, edited_at: at };
                         let readers = act.readers_of(seq);
                         act.send_to_users(readers, &frame);
                     }
-                    Ok(Reply::Acked(Ack { id: client_id, conv: act.conv.clone(), seq, ts: plan.at }))
+                    Ok(Reply::Acked(Ack { id: client_id, conv: act.conv.clone(), seq, ts: at }))
                 });
                 later(self, ctx, reply, Box::pin(work));
             }
