@@ -19,7 +19,8 @@ use schema::{ConvId, DeviceId, UserId};
 use crate::command::{Ack, ChatError, Command, Reply};
 use crate::entity::{Exec, OwnerCtx, Stop};
 use crate::owner::{
-    apply_reaction, edit, later, mark_read, report_stopped, stop, watch_idle, EventClock, Life, Lifecycle, OwnerDeps,
+    apply_reaction, edit, later, mark_read, report_stopped, stop, watch_idle, EditRequest, EventClock, Life, Lifecycle,
+    OwnerDeps,
 };
 use crate::sequencer::{load_tail, post, replay, Carry, Sequenced, Sequencer};
 
@@ -220,15 +221,19 @@ impl ConversationActor {
                 let deps = self.deps.clone();
                 let conv = self.conv.clone();
                 let window = deps.settings.recall_window.as_millis() as i64;
-                let work = async move { recall(&deps, conv, user, seq, window).await }.into_actor(self).map(
-                    move |res, act, _| {
-                        res?;
-                        let frame = ServerFrame::Recalled { conv: act.conv.clone(), seq };
-                        act.to_user(act.a, &frame, None);
-                        act.to_user(act.b, &frame, None);
-                        Ok(Reply::Done)
-                    },
-                );
+                let turn = self.events.turn();
+                let work = async move {
+                    let _turn = turn.ready().await;
+                    recall(&deps, conv, user, seq, window).await
+                }
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    res?;
+                    let frame = ServerFrame::Recalled { conv: act.conv.clone(), seq };
+                    act.to_user(act.a, &frame, None);
+                    act.to_user(act.b, &frame, None);
+                    Ok(Reply::Done)
+                });
                 later(self, ctx, reply, Box::pin(work));
             }
             Command::Refresh => {
@@ -249,10 +254,12 @@ impl ConversationActor {
                     return reply.send(Err(ChatError::NotFriends));
                 }
                 let (deps, conv, now) = (self.deps.clone(), self.conv.clone(), self.deps.clock.now_ms());
+                let (stamp, turn) = (self.events.next(now), self.events.turn());
                 let work = async move {
-                    edit(&deps, conv, user, seq, client_id.clone(), body.clone(), now)
-                        .await
-                        .map(|r| (r, client_id, body))
+                    let _turn = turn.ready().await;
+                    let req =
+                        EditRequest { conv, user, seq, edit_id: client_id.clone(), body: body.clone(), now, stamp };
+                    edit(&deps, req).await.map(|r| (r, client_id, body))
                 };
                 let work = work.into_actor(self).map(move |res, act, _| {
                     let ((at, fresh), client_id, body) = res?;
@@ -272,19 +279,22 @@ impl ConversationActor {
                 if seq < 1 || seq > self.seq.max_seq() {
                     return reply.send(Err(ChatError::MessageNotFound));
                 }
-                let at = self.events.next(self.deps.clock.now_ms());
+                let (at, turn) = (self.events.next(self.deps.clock.now_ms()), self.events.turn());
                 let (deps, conv) = (self.deps.clone(), self.conv.clone());
                 let e = emoji.clone();
-                let work = async move { apply_reaction(&deps, conv, seq, user, e, on, at).await }.into_actor(self).map(
-                    move |res, act, _| {
-                        if res? {
-                            let frame = ServerFrame::Reaction { conv: act.conv.clone(), seq, user, emoji, on, at };
-                            act.to_user(act.a, &frame, None);
-                            act.to_user(act.b, &frame, None);
-                        }
-                        Ok(Reply::Done)
-                    },
-                );
+                let work = async move {
+                    let _turn = turn.ready().await;
+                    apply_reaction(&deps, conv, seq, user, e, on, at).await
+                }
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    if res? {
+                        let frame = ServerFrame::Reaction { conv: act.conv.clone(), seq, user, emoji, on, at };
+                        act.to_user(act.a, &frame, None);
+                        act.to_user(act.b, &frame, None);
+                    }
+                    Ok(Reply::Done)
+                });
                 later(self, ctx, reply, Box::pin(work));
             }
             Command::Change { .. } => reply.send(Err(ChatError::UnknownConversation)),

@@ -215,6 +215,8 @@ pub struct EditPlan {
 
 /// Checks an edit of message `seq` by `user` (edit id `edit_id`) at `now`: the message must be
 /// the user's own text message, not recalled, within `window` of its sending (zero: no edits).
+/// The edit's time is `stamp` (from the owner's [`EventClock`], so that of two edits the one
+/// that reached the owner later is the later one) or later than the stored edit.
 pub async fn plan_edit(
     deps: &OwnerDeps,
     conv: schema::ConvId,
@@ -222,6 +224,7 @@ pub async fn plan_edit(
     seq: i64,
     edit_id: &str,
     now: i64,
+    stamp: i64,
 ) -> Result<EditPlan, crate::command::ChatError> {
     use crate::command::ChatError;
     let m = deps.store.get(conv, seq).await.map_err(ChatError::unavailable)?.ok_or(ChatError::MessageNotFound)?;
@@ -242,24 +245,31 @@ pub async fn plan_edit(
     if window == 0 || now - m.ts > window {
         return Err(ChatError::EditWindowPassed);
     }
-    let at = now.max(m.edited_at.map_or(0, |e| e + 1));
+    let at = stamp.max(m.edited_at.map_or(0, |e| e + 1));
     Ok(EditPlan { message: m, at, replay: false })
 }
 
-/// Checks and writes an edit (see [`plan_edit`]). `Some(at)` when the body changed now and the
-/// readers must be told; `None` for a resend of the latest edit, or for an edit that a newer one
-/// overtook on the way to the store (last writer wins, as every reader sees). Both are acked.
-pub async fn edit(
-    deps: &OwnerDeps,
-    conv: schema::ConvId,
-    user: schema::UserId,
-    seq: i64,
-    edit_id: String,
-    body: String,
-    now: i64,
-) -> Result<(i64, bool), crate::command::ChatError> {
+/// One edit for [`edit`].
+pub struct EditRequest {
+    pub conv: schema::ConvId,
+    pub user: schema::UserId,
+    pub seq: i64,
+    /// The client id of the edit.
+    pub edit_id: String,
+    pub body: String,
+    pub now: i64,
+    /// From the owner's [`EventClock::next`].
+    pub stamp: i64,
+}
+
+/// Checks and writes an edit (see [`plan_edit`]): `(at, fresh)`, fresh when the body changed
+/// now and the readers must be told; not fresh for a resend of the latest edit, or for an edit
+/// that a newer one overtook (last writer wins, as every reader sees). Both are acked. Run it in
+/// the owner's turn ([`EventClock::turn`]).
+pub async fn edit(deps: &OwnerDeps, req: EditRequest) -> Result<(i64, bool), crate::command::ChatError> {
     use crate::command::ChatError;
-    let plan = plan_edit(deps, conv.clone(), user, seq, &edit_id, now).await?;
+    let EditRequest { conv, user, seq, edit_id, body, now, stamp } = req;
+    let plan = plan_edit(deps, conv.clone(), user, seq, &edit_id, now, stamp).await?;
     if plan.replay {
         return Ok((plan.at, false));
     }
@@ -303,10 +313,12 @@ pub async fn apply_reaction(
 }
 
 /// Times of an owner's events (edits, reactions) that grow strictly within the conversation, so
-/// that clients applying them by time end in the same state whatever order they arrive in.
+/// that clients applying them by time end in the same state whatever order they arrive in; and
+/// the turns those changes of stored messages (edits, reactions, recalls) take.
 #[derive(Debug, Default)]
 pub struct EventClock {
     last: i64,
+    turns: Turns,
 }
 
 impl EventClock {
@@ -314,5 +326,126 @@ impl EventClock {
     pub fn next(&mut self, now: i64) -> i64 {
         self.last = now.max(self.last + 1);
         self.last
+    }
+
+    /// The next turn (see [`Turns`]).
+    pub fn turn(&mut self) -> Turn {
+        self.turns.take()
+    }
+}
+
+/// Changes of stored messages run one after the other, in the order the owner took them in, so
+/// that a reaction sent before a recall is applied before it, and the check and the write of one
+/// edit never interleave with another's (whatever the store's own atomicity). Taking a turn is
+/// synchronous (in the owner's handler); the work waits for every turn before it, and its own
+/// turn ends when it is dropped (done, failed or abandoned, even before its turn came).
+#[derive(Debug, Default)]
+pub struct Turns {
+    tail: Option<tokio::sync::oneshot::Receiver<Handoff>>,
+}
+
+/// What the end of a turn passes to the next: nothing (go), or, for a turn abandoned before it
+/// came, what it was still waiting for.
+#[derive(Debug)]
+pub struct Handoff(Option<tokio::sync::oneshot::Receiver<Handoff>>);
+
+impl Turns {
+    /// A turn after every turn taken before.
+    pub fn take(&mut self) -> Turn {
+        let (done, next) = tokio::sync::oneshot::channel();
+        Turn { before: self.tail.replace(next), done: Some(done) }
+    }
+}
+
+/// One turn of [`Turns`]: hold it while the work runs.
+#[derive(Debug)]
+pub struct Turn {
+    before: Option<tokio::sync::oneshot::Receiver<Handoff>>,
+    done: Option<tokio::sync::oneshot::Sender<Handoff>>,
+}
+
+impl Turn {
+    /// Waits until every earlier turn has ended.
+    pub async fn ready(mut self) -> Self {
+        while let Some(before) = self.before.as_mut() {
+            // Waiting by reference: if this future is dropped here, `drop` hands `before` on.
+            self.before = match before.await {
+                Ok(Handoff(rest)) => rest,
+                Err(_) => None,
+            };
+        }
+        self
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if let (Some(before), Some(done)) = (self.before.take(), self.done.take()) {
+            let _ = done.send(Handoff(Some(before)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+
+    #[test]
+    fn event_times_grow_strictly() {
+        let mut c = EventClock::default();
+        assert_eq!([c.next(10), c.next(10), c.next(5), c.next(20)], [10, 11, 12, 20]);
+    }
+
+    /// Work runs in the order the turns were taken, whatever order it is polled in; a turn
+    /// dropped before it came, or abandoned while waiting, lets the later ones go only after the
+    /// earlier ones.
+    #[actix_rt::test]
+    async fn turns_run_in_the_order_taken() {
+        let mut turns = Turns::default();
+        let order = Rc::new(RefCell::new(Vec::new()));
+        let (release, held) = tokio::sync::oneshot::channel::<()>();
+        let first = turns.take();
+        let o = order.clone();
+        let job0 = async move {
+            let _turn = first.ready().await;
+            let _ = held.await;
+            o.borrow_mut().push(0);
+        };
+        let mut jobs = Vec::new();
+        for i in 1..4 {
+            let (turn, order) = (turns.take(), order.clone());
+            jobs.push(async move {
+                let _turn = turn.ready().await;
+                actix_rt::task::yield_now().await;
+                order.borrow_mut().push(i);
+            });
+        }
+        let dropped = turns.take();
+        let waiting = turns.take();
+        let (last, o) = (turns.take(), order.clone());
+        let tail = async move {
+            let _turn = last.ready().await;
+            o.borrow_mut().push(99);
+        };
+        drop(dropped);
+        let set = tokio::task::LocalSet::new();
+        set.spawn_local(tail);
+        for j in jobs.into_iter().rev() {
+            set.spawn_local(j);
+        }
+        set.spawn_local(job0);
+        set.run_until(async {
+            // Job 0 holds its turn: the one waiting behind it gives up.
+            let gave_up = actix_rt::time::timeout(std::time::Duration::from_millis(50), waiting.ready()).await;
+            assert!(gave_up.is_err(), "its turn cannot have come");
+            assert!(order.borrow().is_empty());
+            let _ = release.send(());
+        })
+        .await;
+        set.await;
+        assert_eq!(*order.borrow(), [0, 1, 2, 3, 99]);
     }
 }

@@ -116,7 +116,8 @@ pub async fn enrich(
         if let Some(q) = m.reply.as_mut() {
             *q = Quote::of(q.seq, records.get(&q.seq), floor, ceiling, hidden.contains(&q.seq));
         }
-        if let Some(c) = counts.remove(&m.seq) {
+        // A recalled message keeps no reactions on show.
+        if let Some(c) = counts.remove(&m.seq).filter(|_| !m.recalled) {
             m.reactions = c;
         }
     }

@@ -38,8 +38,8 @@ use crate::conversation::resync_frame;
 use crate::delivery::{Frame, SenderCopy};
 use crate::entity::{Exec, OwnerCtx, Reply as Answer, Stop};
 use crate::owner::{
-    apply_reaction, edit, later, mark_read, report_fenced, report_stopped, stop, stop_if_done, watch_idle, EventClock,
-    Life, Lifecycle, OwnerDeps,
+    apply_reaction, edit, later, mark_read, report_fenced, report_stopped, stop, stop_if_done, watch_idle, EditRequest,
+    EventClock, Life, Lifecycle, OwnerDeps,
 };
 use crate::sequencer::{load_tail, post, replay, Carry, Sequenced, Sequencer};
 
@@ -356,12 +356,16 @@ impl GroupActor {
                 let deps = self.deps.clone();
                 let conv = self.conv.clone();
                 let window = deps.settings.recall_window.as_millis() as i64;
-                let work = async move { crate::conversation::recall(&deps, conv, user, seq, window).await };
+                let turn = self.events.turn();
+                let work = async move {
+                    let _turn = turn.ready().await;
+                    crate::conversation::recall(&deps, conv, user, seq, window).await
+                };
                 let work = work.into_actor(self).map(move |res, act, _| {
                     res?;
                     let frame = ServerFrame::Recalled { conv: act.conv.clone(), seq };
-                    let all = act.state.members.keys().copied().collect();
-                    act.send_to_users(all, &frame);
+                    let readers = act.readers_of(seq);
+                    act.send_to_users(readers, &frame);
                     Ok(Reply::Done)
                 });
                 later(self, ctx, reply, Box::pin(work));
@@ -409,10 +413,12 @@ impl GroupActor {
                     return reply.send(Err(e));
                 }
                 let (deps, conv) = (self.deps.clone(), self.conv.clone());
+                let (stamp, turn) = (self.events.next(now), self.events.turn());
                 let work = async move {
-                    edit(&deps, conv, user, seq, client_id.clone(), body.clone(), now)
-                        .await
-                        .map(|r| (r, client_id, body))
+                    let _turn = turn.ready().await;
+                    let req =
+                        EditRequest { conv, user, seq, edit_id: client_id.clone(), body: body.clone(), now, stamp };
+                    edit(&deps, req).await.map(|r| (r, client_id, body))
                 };
                 let work = work.into_actor(self).map(move |res, act, _| {
                     let ((at, fresh), client_id, body) = res?;
@@ -429,19 +435,22 @@ impl GroupActor {
                 if let Err(e) = self.may_touch(user, seq, now) {
                     return reply.send(Err(e));
                 }
-                let at = self.events.next(now);
+                let (at, turn) = (self.events.next(now), self.events.turn());
                 let (deps, conv) = (self.deps.clone(), self.conv.clone());
                 let e = emoji.clone();
-                let work = async move { apply_reaction(&deps, conv, seq, user, e, on, at).await }.into_actor(self).map(
-                    move |res, act, _| {
-                        if res? {
-                            let frame = ServerFrame::Reaction { conv: act.conv.clone(), seq, user, emoji, on, at };
-                            let readers = act.readers_of(seq);
-                            act.send_to_users(readers, &frame);
-                        }
-                        Ok(Reply::Done)
-                    },
-                );
+                let work = async move {
+                    let _turn = turn.ready().await;
+                    apply_reaction(&deps, conv, seq, user, e, on, at).await
+                }
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    if res? {
+                        let frame = ServerFrame::Reaction { conv: act.conv.clone(), seq, user, emoji, on, at };
+                        let readers = act.readers_of(seq);
+                        act.send_to_users(readers, &frame);
+                    }
+                    Ok(Reply::Done)
+                });
                 later(self, ctx, reply, Box::pin(work));
             }
         }

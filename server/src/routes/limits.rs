@@ -20,5 +20,8 @@ async fn limits(state: web::Data<AppState>) -> HttpResponse {
         "max_message_chars": chat.max_message_chars,
         "max_group_members": chat.max_group_members,
         "max_page": chat.max_page,
+        "edit_window_secs": chat.edit_window_secs,
+        "reactions": chat.reactions,
+        "max_reactions_per_message": chat.max_reactions_per_message,
     }))
 }

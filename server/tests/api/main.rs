@@ -9,5 +9,6 @@ mod chat_limits;
 mod friends;
 mod groups;
 mod helpers;
+mod rich;
 mod web;
 mod ws_client;
