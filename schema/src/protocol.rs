@@ -1,14 +1,35 @@
 //! The WebSocket wire protocol: JSON text frames, one serde enum per direction tagged by `type`.
 //!
 //! Documented frame by frame in `docs/PROTOCOL.md`. The protocol only grows by adding variants or
-//! optional fields.
+//! optional fields. [`frames_schema`] is the JSON Schema of both directions, generated from these
+//! types (the server serves it at `GET /api/v1/ws-schema.json`).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::error::ErrorCode;
 use crate::ids::{ConvId, UserId};
 
+/// The JSON Schema (draft 2020-12) of the WebSocket frames: `$defs/ClientFrame` (what a client
+/// sends), `$defs/ServerFrame` (what the server sends) and the types they use; the document as a
+/// whole accepts a frame of either direction.
+pub fn frames_schema() -> serde_json::Value {
+    let mut generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+    let client = generator.subschema_for::<ClientFrame>();
+    let server = generator.subschema_for::<ServerFrame>();
+    let defs = generator.take_definitions(true);
+    serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "IM-Server WebSocket frames",
+        "description": "JSON text frames on /ws (docs/PROTOCOL.md): ClientFrame from client to server, \
+                        ServerFrame from server to client, each tagged by `type`.",
+        "anyOf": [client, server],
+        "$defs": defs,
+    })
+}
+
 /// Frames a client sends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     /// Post a message. `id` is the client's id for dedup of resends.
@@ -46,7 +67,7 @@ pub enum ClientFrame {
 }
 
 /// A message as delivered to clients.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 pub struct WireMessage {
     pub conv: ConvId,
     pub seq: i64,
@@ -85,7 +106,7 @@ impl From<&crate::message::MessageRecord> for WireMessage {
 }
 
 /// Frames the server sends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// First frame of a connection.
@@ -130,7 +151,7 @@ pub enum ServerFrame {
     Notice { text: String, ts: i64 },
     /// A refused frame: stable `code`; `id` repeats the client id of a refused `send`.
     Error {
-        code: String,
+        code: ErrorCode,
         message: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<String>,
@@ -145,8 +166,8 @@ impl ServerFrame {
     }
 
     /// An error frame.
-    pub fn error(code: &str, message: impl Into<String>, id: Option<String>) -> Self {
-        ServerFrame::Error { code: code.to_owned(), message: message.into(), id }
+    pub fn error(code: ErrorCode, message: impl Into<String>, id: Option<String>) -> Self {
+        ServerFrame::Error { code, message: message.into(), id }
     }
 }
 
