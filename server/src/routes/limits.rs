@@ -2,23 +2,39 @@
 //! need not hard-code them: how long a message can be recalled (the menu item goes away after),
 //! how long a message may be, how large a group and a history page may be. No sign-in needed.
 
-use actix_web::{web, HttpResponse};
-use serde_json::json;
+use actix_web::{get, web, HttpResponse};
+use serde::Serialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::state::AppState;
 
 /// Routes of this module under `/api/v1`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/limits", web::get().to(limits));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(limits);
+}
+
+/// The chat limits of this node.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Limits {
+    /// How long a message can be recalled, seconds.
+    pub recall_window_secs: u64,
+    /// The longest message body, characters.
+    pub max_message_chars: usize,
+    /// The most members a group may have (owner included).
+    pub max_group_members: usize,
+    /// The largest history page (`limit`).
+    pub max_page: i64,
 }
 
 /// `GET /limits`: the `[chat]` limits in force on this node.
+#[utoipa::path(tag = "health", responses((status = 200, description = "The limits", body = Limits)))]
+#[get("/limits")]
 async fn limits(state: web::Data<AppState>) -> HttpResponse {
     let chat = &state.settings.chat;
-    HttpResponse::Ok().json(json!({
-        "recall_window_secs": chat.recall_window_secs,
-        "max_message_chars": chat.max_message_chars,
-        "max_group_members": chat.max_group_members,
-        "max_page": chat.max_page,
-    }))
+    HttpResponse::Ok().json(Limits {
+        recall_window_secs: chat.recall_window_secs,
+        max_message_chars: chat.max_message_chars,
+        max_group_members: chat.max_group_members,
+        max_page: chat.max_page,
+    })
 }
