@@ -199,7 +199,24 @@ impl Http {
         Http { base: base.to_owned(), client: awc::Client::builder().timeout(Duration::from_secs(30)).finish() }
     }
 
-    /// Sends a request; returns the status and the JSON body (`Null` when empty).
+    /// GETs a JSON document without checking it against the spec (the spec itself).
+    pub async fn get_unchecked(&self, path: &str) -> TestResult<Value> {
+        let mut resp = self.client.get(format!("{}{}", self.base, path)).send().await?;
+        let bytes = resp.body().limit(16 * 1024 * 1024).await?;
+        if resp.status() != StatusCode::OK {
+            return Err(format!("GET {path}: {}", resp.status()).into());
+        }
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+
+    /// Fails unless the answer is documented in the served spec (status and body schema).
+    async fn check(&self, method: &Method, path: &str, status: StatusCode, body: &Value) -> TestResult {
+        let spec = crate::contract::spec(self).await?;
+        crate::contract::check_response(spec, method, path, status, body)
+    }
+
+    /// Sends a request; returns the status and the JSON body (`Null` when empty). The answer is
+    /// checked against the served OpenAPI document.
     pub async fn call(
         &self,
         method: Method,
@@ -207,7 +224,7 @@ impl Http {
         token: Option<&str>,
         body: Option<Value>,
     ) -> TestResult<(StatusCode, Value)> {
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        let mut req = self.client.request(method.clone(), format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.insert_header(("Authorization", format!("Bearer {t}")));
         }
@@ -217,6 +234,7 @@ impl Http {
         };
         let bytes = resp.body().limit(16 * 1024 * 1024).await?;
         let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes)? };
+        self.check(&method, path, resp.status(), &value).await?;
         Ok((resp.status(), value))
     }
 
@@ -229,14 +247,17 @@ impl Http {
         content_type: &str,
         body: Vec<u8>,
     ) -> TestResult<(StatusCode, Value)> {
-        let mut req =
-            self.client.request(method, format!("{}{}", self.base, path)).insert_header(("Content-Type", content_type));
+        let mut req = self
+            .client
+            .request(method.clone(), format!("{}{}", self.base, path))
+            .insert_header(("Content-Type", content_type));
         if let Some(t) = token {
             req = req.insert_header(("Authorization", format!("Bearer {t}")));
         }
         let mut resp = req.send_body(body).await?;
         let bytes = resp.body().limit(16 * 1024 * 1024).await?;
         let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes)? };
+        self.check(&method, path, resp.status(), &value).await?;
         Ok((resp.status(), value))
     }
 
@@ -249,6 +270,7 @@ impl Http {
             .send()
             .await?;
         let bytes = resp.body().limit(16 * 1024 * 1024).await?;
+        self.check(&Method::GET, path, resp.status(), &Value::Null).await?;
         Ok((resp.status(), bytes.to_vec()))
     }
 

@@ -6,6 +6,7 @@ mod accounts;
 mod admin;
 mod chat;
 mod chat_limits;
+mod contract;
 mod friends;
 mod groups;
 mod helpers;
