@@ -88,10 +88,23 @@ pub async fn require_admin(
     next.call(req).await.map(ServiceResponse::map_into_left_body)
 }
 
-/// Parses an optional JSON body: empty means `T::default()`; otherwise it must be JSON
+/// Reads and parses an optional JSON body: empty means `T::default()`; otherwise it must be JSON
 /// (`415 unsupported_media_type` for another declared content type, `400 invalid_json` when it
-/// does not parse or has unknown fields).
-fn optional_body<T: DeserializeOwned + Default>(req: &HttpRequest, body: &[u8]) -> ApiResult<T> {
+/// does not parse or has unknown fields) of at most `server.max_body_bytes`
+/// (`413 payload_too_large`, in the JSON shape like every other body's).
+async fn optional_body<T: DeserializeOwned + Default>(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<T> {
+    let limit = state.settings.server.max_body_bytes;
+    let body = match payload.to_bytes_limited(limit).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return Err(ApiError::new(ErrorCode::InvalidJson, format!("cannot read the body: {e}"))),
+        Err(_) => {
+            return Err(ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is larger than {limit} bytes")))
+        }
+    };
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -102,7 +115,7 @@ fn optional_body<T: DeserializeOwned + Default>(req: &HttpRequest, body: &[u8]) 
             return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "expected Content-Type: application/json"));
         }
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))
+    serde_json::from_slice(&body).map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))
 }
 
 /// A user of the path that must exist (`404 user_not_found`).
@@ -228,9 +241,9 @@ async fn kick(
     state: web::Data<AppState>,
     path: web::Path<i64>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let body: KickBody = optional_body(&req, &body)?;
+    let body: KickBody = optional_body(&state, &req, body).await?;
     let user = existing_user(&state, path.into_inner()).await?;
     let kicked = state.hub.kick(UserId(user.id), body.device_id.map(DeviceId), KickReason::Admin).await;
     log::warn!("admin: kicked user {} (device {:?}): {kicked} session(s) here", user.id, body.device_id);
@@ -269,9 +282,9 @@ async fn ban(
     state: web::Data<AppState>,
     path: web::Path<i64>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let body: BanBody = optional_body(&req, &body)?;
+    let body: BanBody = optional_body(&state, &req, body).await?;
     let reason = body.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
     if reason.as_ref().is_some_and(|r| r.chars().count() > BAN_REASON_MAX) {
         return Err(ApiError::new(
