@@ -31,7 +31,7 @@ impl WsClient {
     /// Connects `user`'s device with a bearer header and reads `hello`. Every frame received
     /// from then on is checked against `/api/v1/ws-schema.json`.
     pub async fn connect(app: &Http, user: &User) -> TestResult<Self> {
-        let schema = crate::contract::frame_validators(app).await?;
+        let schema = crate::conformance::frame_validators(app).await?;
         let url = format!("{}/ws", app.base.replace("http://", "ws://"));
         let (_, conn) = awc::Client::new()
             .ws(url)
@@ -75,7 +75,7 @@ impl WsClient {
             match item {
                 Frame::Text(b) => {
                     let v: Value = serde_json::from_slice(&b)?;
-                    crate::contract::check_server_frame(self.schema, &v)?;
+                    crate::conformance::check_server_frame(self.schema, &v)?;
                     self.seen.insert(v["type"].as_str().unwrap_or_default().to_owned());
                     return Ok(Some(v));
                 }
