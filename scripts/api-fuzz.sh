@@ -122,11 +122,12 @@ run() {
     local status=0
     # One worker: hypothesis's lambda descriptions call ast.parse, which CPython 3.11 can fail
     # ("AST constructor recursion depth mismatch") when threads draw at once.
-    timeout 600 "$st" --config-file "$out/schemathesis.toml" --no-color run "$base/api/v1/openapi.json" \
+    # From $out: schemathesis keeps its cache (.schemathesis/) in the working directory.
+    (cd "$out" && timeout 600 "$st" --config-file "$out/schemathesis.toml" --no-color run "$base/api/v1/openapi.json" \
         --url "$base" --checks "$checks" --phases examples,coverage,fuzzing \
         --max-examples "$examples" --seed "$seed" --workers 1 --request-timeout 30 \
         --report junit --report-junit-path "$out/$name.xml" \
-        --output-truncate false --warnings off "$@" 2>&1 | tee "$out/$name.txt" || status=$?
+        --output-truncate false --warnings off "$@") 2>&1 | tee "$out/$name.txt" || status=$?
     local cases
     cases=$(python3 - "$out/$name.xml" <<'PY' || echo 0
 import sys, xml.etree.ElementTree as ET
