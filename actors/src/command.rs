@@ -1,11 +1,12 @@
 //! What conversation owners are asked to do and what they answer: the one [`Command`] enum both
 //! kinds of conversation (1:1 and group) execute, its [`Reply`], the [`ChatError`] refusals with
-//! their stable codes, and the group changes ([`GroupOp`]).
+//! their stable codes (`schema::error::ErrorCode`), and the group changes ([`GroupOp`]).
 //!
 //! A bottom module: it imports no actor. Commands cross nodes (a session on one node talks to
 //! the owner on another), so everything here is serde.
 
 use schema::db::groups::GroupUpdate;
+use schema::error::ErrorCode;
 use schema::message::Attachment;
 use schema::{ConvId, DeviceId, UserId};
 use serde::{Deserialize, Serialize};
@@ -84,31 +85,40 @@ pub enum ChatError {
 }
 
 impl ChatError {
-    /// The stable code clients see.
-    pub fn code(&self) -> &'static str {
+    /// The stable code clients see (in `error` frames and HTTP errors).
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ChatError::NotFriends => "not_friends",
-            ChatError::UnknownConversation => "unknown_conversation",
-            ChatError::MessageNotFound => "message_not_found",
-            ChatError::NotYourMessage => "not_your_message",
-            ChatError::RecallWindowPassed => "recall_window_passed",
-            ChatError::AlreadyRecalled => "already_recalled",
-            ChatError::GroupDissolved => "group_dissolved",
-            ChatError::Muted => "muted",
-            ChatError::MentionAllForbidden => "mention_all_forbidden",
-            ChatError::InvalidMentions => "invalid_mentions",
-            ChatError::NotAllowed => "not_allowed",
-            ChatError::OwnerCannotLeave => "owner_cannot_leave",
-            ChatError::GroupFull => "group_full",
-            ChatError::NotMember => "member_not_found",
-            ChatError::InviteesNotFriends => "not_friends",
-            ChatError::InviteUsedUp => "invite_used_up",
-            ChatError::EditWindowPassed => "edit_window_passed",
-            ChatError::NotEditable => "not_editable",
-            ChatError::TooManyReactions => "too_many_reactions",
-            ChatError::InvalidReply => "invalid_reply",
-            ChatError::UploadNotFound => "upload_not_found",
-            ChatError::Unavailable(_) => "unavailable",
+            ChatError::NotFriends => ErrorCode::NotFriends,
+            ChatError::UnknownConversation => ErrorCode::UnknownConversation,
+            ChatError::MessageNotFound => ErrorCode::MessageNotFound,
+            ChatError::NotYourMessage => ErrorCode::NotYourMessage,
+            ChatError::RecallWindowPassed => ErrorCode::RecallWindowPassed,
+            ChatError::AlreadyRecalled => ErrorCode::AlreadyRecalled,
+            ChatError::GroupDissolved => ErrorCode::GroupDissolved,
+            ChatError::Muted => ErrorCode::Muted,
+            ChatError::MentionAllForbidden => ErrorCode::MentionAllForbidden,
+            ChatError::InvalidMentions => ErrorCode::InvalidMentions,
+            ChatError::NotAllowed => ErrorCode::NotAllowed,
+            ChatError::OwnerCannotLeave => ErrorCode::OwnerCannotLeave,
+            ChatError::GroupFull => ErrorCode::GroupFull,
+            ChatError::NotMember => ErrorCode::MemberNotFound,
+            ChatError::InviteesNotFriends => ErrorCode::NotFriends,
+            ChatError::InviteUsedUp => ErrorCode::InviteUsedUp,
+            ChatError::EditWindowPassed => ErrorCode::EditWindowPassed,
+            ChatError::NotEditable => ErrorCode::NotEditable,
+            ChatError::TooManyReactions => ErrorCode::TooManyReactions,
+            ChatError::InvalidReply => ErrorCode::InvalidReply,
+            ChatError::UploadNotFound => ErrorCode::UploadNotFound,
+            ChatError::Unavailable(_) => ErrorCode::Unavailable,
+        }
+    }
+
+    /// The HTTP status of this refusal: its code's, except for invitees who are not friends
+    /// (`422 not_friends`: a bad field of the request, not a refused chat).
+    pub fn status(&self) -> u16 {
+        match self {
+            ChatError::InviteesNotFriends => 422,
+            other => other.code().status(),
         }
     }
 

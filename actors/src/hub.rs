@@ -58,7 +58,7 @@ pub struct Hub {
 }
 
 /// Who owns a conversation, as the admin API shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct OwnerInfo {
     pub conv: ConvId,
     /// The owning node (`None`: no owner runs now; the next command starts one).

@@ -208,7 +208,7 @@ mod tests {
         let m = ServerFrame::Msg { msg, silent: false, mentioned: false }.encode();
         let v: FrameView<'_> = serde_json::from_str(&m)?;
         assert_eq!((v.kind.as_ref(), v.id.as_deref(), v.seq, v.from), ("msg", Some("lg0-8"), Some(3), Some(1)));
-        let e = ServerFrame::error("rate_limited", "slow down", Some("x\"y".into())).encode();
+        let e = ServerFrame::error(schema::error::ErrorCode::RateLimited, "slow down", Some("x\"y".into())).encode();
         let v: FrameView<'_> = serde_json::from_str(&e)?;
         assert_eq!(
             (v.kind.as_ref(), v.code.as_deref(), v.id.as_deref()),

@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 macro_rules! int_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+            utoipa::ToSchema, schemars::JsonSchema,
+        )]
         #[serde(transparent)]
         pub struct $name(pub i64);
 
@@ -43,7 +46,20 @@ int_id!(
 /// A conversation: `d:<low user>:<high user>` for 1:1 chats, `g:<group>` for groups.
 ///
 /// The 1:1 form is stable for a pair of users whichever of them opens it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    schemars::JsonSchema,
+)]
 #[serde(transparent)]
 pub struct ConvId(pub String);
 

@@ -34,7 +34,9 @@ impl MessageKind {
 }
 
 /// What an attachment is (each kind has its own size limit).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum AttachmentKind {
     /// A picture (it has a width and a height, and a thumbnail).
@@ -67,7 +69,7 @@ impl AttachmentKind {
 }
 
 /// An uploaded file a message carries (a copy of the upload's facts at send time).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 pub struct Attachment {
     /// The upload's id (`GET /api/v1/uploads/{id}` serves it to the conversation's members).
     pub id: String,

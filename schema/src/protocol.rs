@@ -1,14 +1,35 @@
 //! The WebSocket wire protocol: JSON text frames, one serde enum per direction tagged by `type`.
 //!
 //! Documented frame by frame in `docs/PROTOCOL.md`. The protocol only grows by adding variants or
-//! optional fields.
+//! optional fields. [`frames_schema`] is the JSON Schema of both directions, generated from these
+//! types (the server serves it at `GET /api/v1/ws-schema.json`).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::error::ErrorCode;
 use crate::ids::{ConvId, UserId};
 
+/// The JSON Schema (draft 2020-12) of the WebSocket frames: `$defs/ClientFrame` (what a client
+/// sends), `$defs/ServerFrame` (what the server sends) and the types they use; the document as a
+/// whole accepts a frame of either direction.
+pub fn frames_schema() -> serde_json::Value {
+    let mut generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+    let client = generator.subschema_for::<ClientFrame>();
+    let server = generator.subschema_for::<ServerFrame>();
+    let defs = generator.take_definitions(true);
+    serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "IM-Server WebSocket frames",
+        "description": "JSON text frames on /ws (docs/PROTOCOL.md): ClientFrame from client to server, \
+                        ServerFrame from server to client, each tagged by `type`.",
+        "anyOf": [client, server],
+        "$defs": defs,
+    })
+}
+
 /// Frames a client sends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     /// Post a message. `id` is the client's id for dedup of resends.
@@ -72,7 +93,7 @@ fn yes() -> bool {
 }
 
 /// A message of a conversation, named by its place.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessageRef {
     pub conv: ConvId,
@@ -80,7 +101,7 @@ pub struct MessageRef {
 }
 
 /// What a reader sees of the message a reply quotes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum QuoteState {
     /// It can be read: `from` and `preview` are set (preview `null` for an attachment without text).
@@ -95,7 +116,7 @@ pub enum QuoteState {
 }
 
 /// The quoted message of a reply, as one reader sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 pub struct Quote {
     pub seq: i64,
     pub state: QuoteState,
@@ -110,7 +131,7 @@ pub struct Quote {
 }
 
 /// Reactions to a message with one emoji.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 pub struct ReactionCount {
     pub emoji: String,
     pub count: i64,
@@ -120,7 +141,7 @@ pub struct ReactionCount {
 }
 
 /// A message as delivered to clients.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 pub struct WireMessage {
     pub conv: ConvId,
     pub seq: i64,
@@ -220,7 +241,7 @@ impl Quote {
 // A frame is built to be encoded at once and never kept in numbers, so the size of its largest
 // variant (`msg`) costs nothing worth a box per message.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// First frame of a connection.
@@ -272,7 +293,7 @@ pub enum ServerFrame {
     Notice { text: String, ts: i64 },
     /// A refused frame: stable `code`; `id` repeats the client id of a refused `send`.
     Error {
-        code: String,
+        code: ErrorCode,
         message: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<String>,
@@ -287,8 +308,8 @@ impl ServerFrame {
     }
 
     /// An error frame.
-    pub fn error(code: &str, message: impl Into<String>, id: Option<String>) -> Self {
-        ServerFrame::Error { code: code.to_owned(), message: message.into(), id }
+    pub fn error(code: ErrorCode, message: impl Into<String>, id: Option<String>) -> Self {
+        ServerFrame::Error { code, message: message.into(), id }
     }
 }
 

@@ -16,6 +16,7 @@ use actors::store::{MessageStore, MongoMessageStore, SqlMessageStore};
 use anyhow::Context;
 use schema::db::{Database, SqliteTuning};
 use schema::Clock;
+use utoipa_actix_web::AppExt;
 
 use crate::config::{MessageBackend, Settings};
 use crate::events::Events;
@@ -108,9 +109,11 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
 
     let max_body = settings.server.max_body_bytes;
     let app_state = state.clone();
+    let docs = web::Data::new(crate::openapi::Docs::build());
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(app_state.clone())
+            .app_data(docs.clone())
             .app_data(web::JsonConfig::default().limit(max_body).error_handler(routes::json_error))
             .app_data(web::PayloadConfig::default().limit(max_body))
             .app_data(web::QueryConfig::default().error_handler(routes::query_error))
@@ -121,8 +124,9 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
                     .custom_request_replace("method", |req| req.method().to_string())
                     .log_target("im::http"),
             )
+            .into_utoipa_app()
             .configure(routes::configure)
-            .service(web::resource("/ws").route(web::get().to(crate::ws::connect)))
+            .into_app()
             .default_service(web::to(routes::webapp::serve))
     })
     .disable_signals()

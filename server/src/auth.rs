@@ -14,7 +14,7 @@ use schema::db::{devices, users};
 use schema::{DeviceId, UserId};
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 /// A fresh random token (256 bits, URL-safe base64 without padding).
@@ -104,7 +104,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<Authed
 
 /// 403 `user_banned`: what a banned user gets at login and with any of their tokens.
 pub fn banned() -> ApiError {
-    ApiError::forbidden("user_banned", "this account is banned")
+    ApiError::new(ErrorCode::UserBanned, "this account is banned")
 }
 
 impl FromRequest for Authed {
@@ -130,7 +130,7 @@ pub async fn load_user(state: &AppState, id: UserId) -> Result<User, ApiError> {
         .db
         .read(move |c| users::find(c, id.0))
         .await?
-        .ok_or_else(|| ApiError::not_found("user_not_found", "no such user"))
+        .ok_or_else(|| ApiError::new(ErrorCode::UserNotFound, "no such user"))
 }
 
 #[cfg(test)]

@@ -6,7 +6,10 @@
 //! - [`app`]: [`app::start`] opens storage, starts actors and binds the HTTP server.
 //! - [`routes`]: `/healthz`, `/readyz` and `/api/v1` handlers, one module per area.
 //! - [`auth`]: passwords, tokens and the [`auth::Authed`] extractor.
-//! - [`error`]: [`error::ApiError`], the `{"error", "message"}` body every failure uses.
+//! - [`error`]: [`error::ApiError`], the `{"error", "message"}` body every failure uses, with its
+//!   code from `schema::error::ErrorCode`.
+//! - [`openapi`]: the OpenAPI document and the frames' JSON Schema, generated from the code and
+//!   served at `/api/v1/openapi.json` and `/api/v1/ws-schema.json`.
 //! - [`events`]: pushes events to users' online devices.
 //! - [`rich`]: what a `send` names (an upload, a message to forward) resolved for the owner, and
 //!   history pages filled with quotes and reactions.
@@ -19,6 +22,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod openapi;
 pub mod rich;
 pub mod routes;
 pub mod state;

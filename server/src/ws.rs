@@ -20,13 +20,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Handler, StreamHandler, WrapFuture};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use actors::command::{ChatError, Command, Outcome, Reply};
 use actors::delivery::{DeliverToUser, Kick, KickReason, Push, Register, SessionHandle, Unregister};
 use actors::hub::Hub;
 use futures_util::StreamExt;
 use schema::db::conversations;
+use schema::error::ErrorCode;
 use schema::message::Page;
 use schema::protocol::{ClientFrame, ServerFrame, WireMessage};
 use schema::{ConvId, ConvKind, DeviceId, UserId};
@@ -78,7 +79,25 @@ impl TokenBucket {
     }
 }
 
+/// `?token=` of `GET /ws` (for browsers, which cannot set headers on a WebSocket).
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WsQuery {
+    /// The bearer token, when no `Authorization` header is sent.
+    pub token: Option<String>,
+}
+
+crate::errors!(
+    /// Errors of `GET /ws`, before the upgrade.
+    ConnectErrors: WebsocketHandshake, Unauthorized, UserBanned, Draining
+);
+
 /// `GET /ws`: authenticates, then upgrades to a WebSocket served by a [`WsSession`].
+///
+/// The frames are described by `GET /api/v1/ws-schema.json` and docs/PROTOCOL.md.
+#[utoipa::path(tag = "chat", security(("bearer" = [])), params(WsQuery), responses(
+    (status = 101, description = "Switching to the WebSocket protocol"), ConnectErrors))]
+#[get("/ws")]
 pub async fn connect(
     req: HttpRequest,
     stream: web::Payload,
@@ -87,17 +106,13 @@ pub async fn connect(
     if state.hub.me.draining() {
         // The load balancer stops routing here once /readyz fails; a client that still arrives
         // is sent elsewhere.
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "draining",
-            "this node is draining; reconnect",
-        ));
+        return Err(ApiError::new(ErrorCode::Draining, "this node is draining; reconnect"));
     }
     let token = auth::bearer_token(&req, true).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
     let me = auth::authenticate(&state, &token)
         .await?
         .ok_or_else(|| ApiError::unauthorized("invalid, expired or revoked token"))?;
-    let mut resp = ws::handshake(&req).map_err(|e| ApiError::bad_request("websocket_handshake", e.to_string()))?;
+    let mut resp = ws::handshake(&req).map_err(|e| ApiError::new(ErrorCode::WebsocketHandshake, e.to_string()))?;
     let outbound = Arc::new(AtomicUsize::new(0));
     let session = WsSession {
         id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
@@ -169,7 +184,7 @@ impl WsSession {
         ctx.text(text);
     }
 
-    fn error(&mut self, ctx: &mut Ctx, code: &str, message: impl Into<String>, id: Option<String>) {
+    fn error(&mut self, ctx: &mut Ctx, code: ErrorCode, message: impl Into<String>, id: Option<String>) {
         self.send_frame(ctx, &ServerFrame::error(code, message, id));
     }
 
@@ -187,7 +202,7 @@ impl WsSession {
             if self.refusals >= self.ws.max_refusals {
                 self.close(ctx, CloseCode::Policy, "rate_limited");
             } else {
-                self.error(ctx, "rate_limited", "too many frames; slow down", None);
+                self.error(ctx, ErrorCode::RateLimited, "too many frames; slow down", None);
             }
             return;
         }
@@ -198,7 +213,7 @@ impl WsSession {
                 let id = serde_json::from_str::<serde_json::Value>(text)
                     .ok()
                     .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
-                self.error(ctx, "invalid_frame", format!("cannot decode frame: {e}"), id);
+                self.error(ctx, ErrorCode::InvalidFrame, format!("cannot decode frame: {e}"), id);
                 return;
             }
         };
@@ -213,7 +228,7 @@ impl WsSession {
             other => other,
         };
         if kind.is_none() {
-            self.error(ctx, "unknown_conversation", format!("no conversation {conv} of yours"), id.cloned());
+            self.error(ctx, ErrorCode::UnknownConversation, format!("no conversation {conv} of yours"), id.cloned());
         }
         kind
     }
@@ -222,30 +237,32 @@ impl WsSession {
         match frame {
             ClientFrame::Send { id, conv, body, mentions, mention_all, reply_to, attachment, forward } => {
                 if id.is_empty() || id.chars().count() > MAX_CLIENT_ID || id.chars().any(char::is_control) {
-                    return self.error(ctx, "invalid_id", "id must be 1-64 characters", Some(id));
+                    return self.error(ctx, ErrorCode::InvalidId, "id must be 1-64 characters", Some(id));
                 }
                 if forward.is_some() && (!body.is_empty() || attachment.is_some()) {
                     return self.error(
                         ctx,
-                        "invalid_forward",
+                        ErrorCode::InvalidForward,
                         "a forward carries no body or attachment of its own",
                         Some(id),
                     );
                 }
                 if body.trim().is_empty() && attachment.is_none() && forward.is_none() {
-                    return self.error(ctx, "empty_message", "body is empty", Some(id));
+                    return self.error(ctx, ErrorCode::EmptyMessage, "body is empty", Some(id));
                 }
                 if body.chars().count() > self.chat.max_message_chars {
                     let max = self.chat.max_message_chars;
-                    return self.error(ctx, "message_too_long", format!("body is over {max} characters"), Some(id));
+                    let msg = format!("body is over {max} characters");
+                    return self.error(ctx, ErrorCode::MessageTooLong, msg, Some(id));
                 }
                 let Some(kind) = self.check_conv(&conv, Some(&id), ctx) else { return };
                 if self.in_flight >= self.ws.max_in_flight {
                     let n = self.ws.max_in_flight;
-                    return self.error(ctx, "overloaded", format!("{n} sends await their ack; retry later"), Some(id));
+                    let msg = format!("{n} sends await their ack; retry later");
+                    return self.error(ctx, ErrorCode::Overloaded, msg, Some(id));
                 }
                 if matches!(kind, ConvKind::Direct(..)) && (!mentions.is_empty() || mention_all) {
-                    return self.error(ctx, "mentions_not_allowed", "mentions are for group chats", Some(id));
+                    return self.error(ctx, ErrorCode::MentionsNotAllowed, "mentions are for group chats", Some(id));
                 }
                 let cmd = Command::Post {
                     sender: self.user,
@@ -290,14 +307,19 @@ impl WsSession {
             }
             ClientFrame::Edit { id, conv, seq, body } => {
                 if id.is_empty() || id.chars().count() > MAX_CLIENT_ID || id.chars().any(char::is_control) {
-                    return self.error(ctx, "invalid_id", "id must be 1-64 characters", Some(id));
+                    return self.error(ctx, ErrorCode::InvalidId, "id must be 1-64 characters", Some(id));
                 }
                 if body.trim().is_empty() {
-                    return self.error(ctx, "empty_message", "body is empty", Some(id));
+                    return self.error(ctx, ErrorCode::EmptyMessage, "body is empty", Some(id));
                 }
                 if body.chars().count() > self.chat.max_message_chars {
                     let max = self.chat.max_message_chars;
-                    return self.error(ctx, "message_too_long", format!("body is over {max} characters"), Some(id));
+                    return self.error(
+                        ctx,
+                        ErrorCode::MessageTooLong,
+                        format!("body is over {max} characters"),
+                        Some(id),
+                    );
                 }
                 if self.check_conv(&conv, Some(&id), ctx).is_none() {
                     return;
@@ -315,7 +337,7 @@ impl WsSession {
                 if !self.chat.reactions.contains(&emoji) {
                     return self.error(
                         ctx,
-                        "invalid_reaction",
+                        ErrorCode::InvalidReaction,
                         "not one of the reactions offered (GET /api/v1/limits)",
                         None,
                     );
@@ -594,7 +616,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             Ok(ws::Message::Ping(p)) => ctx.pong(&p),
             Ok(ws::Message::Pong(_)) => {}
             Ok(ws::Message::Binary(_)) | Ok(ws::Message::Continuation(_)) => {
-                self.error(ctx, "unsupported_frame", "only JSON text frames are accepted", None)
+                self.error(ctx, ErrorCode::UnsupportedFrame, "only JSON text frames are accepted", None)
             }
             Ok(ws::Message::Close(_)) => self.close(ctx, CloseCode::Normal, "bye"),
             Ok(ws::Message::Nop) => {}

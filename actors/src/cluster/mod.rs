@@ -53,7 +53,7 @@ pub struct ClusterSettings {
 }
 
 /// One node as the admin API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct NodeInfo {
     pub id: String,
     /// The address the node's HTTP server listens on.
@@ -71,7 +71,7 @@ pub struct NodeInfo {
 }
 
 /// One online device of a user.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SessionInfo {
     pub device_id: i64,
     /// The node the device's session is on.
@@ -81,7 +81,7 @@ pub struct SessionInfo {
 }
 
 /// The Redis link's state, as `/readyz` and the metrics show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RedisState {
     /// No Redis configured: a single node.

@@ -1,32 +1,33 @@
 //! Conversations over HTTP: the list, opening one, settings, clearing and hiding, history pages
 //! and delete-for-me. Messages themselves are sent over the WebSocket (`/ws`).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpResponse};
 use schema::db::{conversations as q, friends, users};
 use schema::message::Page;
+use schema::protocol::WireMessage;
 use schema::{ConvId, ConvKind, UserId};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::accounts::PublicUser;
+use super::Items;
 use crate::auth::Authed;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
 use crate::ws;
 
 /// Routes of this module under `/api/v1`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/conversations", web::get().to(list))
-        .route("/conversations", web::post().to(open))
-        .route("/conversations/{conv}", web::patch().to(update))
-        .route("/conversations/{conv}", web::delete().to(hide))
-        .route("/conversations/{conv}/messages", web::get().to(messages))
-        .route("/conversations/{conv}/messages", web::delete().to(clear))
-        .route("/conversations/{conv}/messages/{seq}", web::delete().to(delete_message));
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(list)
+        .service(open)
+        .service(update)
+        .service(hide)
+        .service(messages)
+        .service(clear)
+        .service(delete_message);
 }
 
 fn not_found() -> ApiError {
-    ApiError::not_found("conversation_not_found", "no such conversation of yours")
+    ApiError::new(ErrorCode::ConversationNotFound, "no such conversation of yours")
 }
 
 /// A conversation id the caller may name: a 1:1 id including them, or a group id (whose
@@ -44,7 +45,7 @@ fn peer_of(me: &Authed, conv: &str) -> ApiResult<(ConvId, Option<UserId>)> {
 }
 
 /// The last message as the list shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LastMessageView {
     pub seq: i64,
     pub ts: i64,
@@ -54,9 +55,11 @@ pub struct LastMessageView {
 }
 
 /// One entry of my conversation list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConversationView {
     pub conv: String,
+    /// `direct` or `group`.
+    #[schema(value_type = String, pattern = "^(direct|group)$")]
     pub kind: &'static str,
     pub peer: Option<PublicUser>,
     pub last_message: Option<LastMessageView>,
@@ -77,7 +80,7 @@ pub struct ConversationView {
 }
 
 /// A group as the conversation list names it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GroupRef {
     pub id: i64,
     pub name: String,
@@ -172,22 +175,35 @@ async fn entries(state: &AppState, me: UserId, only: Option<String>) -> ApiResul
 }
 
 /// `GET /conversations`: mine, pinned first, then by last message time.
+#[utoipa::path(tag = "conversations", operation_id = "list_conversations", security(("bearer" = [])), responses(
+    (status = 200, description = "My conversations", body = Items<ConversationView>)))]
+#[get("/conversations")]
 async fn list(state: web::Data<AppState>, me: Authed) -> ApiResult<HttpResponse> {
     let items = entries(&state, me.id(), None).await?;
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(Items { items }))
 }
 
-#[derive(Debug, Deserialize)]
+/// Body of `POST /conversations`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct OpenBody {
+pub struct OpenBody {
+    /// A friend.
     peer_user_id: i64,
 }
 
+crate::errors!(
+    /// Errors of `POST /conversations`.
+    OpenErrors: CannotChatSelf, NotFriends, ConversationNotFound
+);
+
 /// `POST /conversations` `{peer_user_id}`: opens (creates) the 1:1 conversation with a friend.
+#[utoipa::path(tag = "conversations", security(("bearer" = [])), responses(
+    (status = 200, description = "The conversation", body = ConversationView), OpenErrors))]
+#[post("/conversations")]
 async fn open(state: web::Data<AppState>, me: Authed, body: web::Json<OpenBody>) -> ApiResult<HttpResponse> {
     let (uid, peer) = (me.user.id, body.peer_user_id);
     if peer == uid {
-        return Err(ApiError::bad_request("cannot_chat_self", "a conversation needs another user"));
+        return Err(ApiError::new(ErrorCode::CannotChatSelf, "a conversation needs another user"));
     }
     let conv = ConvId::direct(UserId(uid), UserId(peer));
     let now = state.clock.now_ms();
@@ -205,20 +221,30 @@ async fn open(state: web::Data<AppState>, me: Authed, body: web::Json<OpenBody>)
         })
         .await?;
     if !ok {
-        return Err(ApiError::forbidden("not_friends", "only friends can chat"));
+        return Err(ApiError::new(ErrorCode::NotFriends, "only friends can chat"));
     }
     let entry = entries(&state, me.id(), Some(conv.0)).await?.into_iter().next().ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(entry))
 }
 
-#[derive(Debug, Deserialize)]
+/// Body of `PATCH /conversations/{conv}`: the settings to change.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateBody {
+pub struct UpdateBody {
     pinned: Option<bool>,
+    /// Do-not-disturb: messages arrive flagged silent.
     dnd: Option<bool>,
 }
 
+crate::errors!(
+    /// Errors of the `/conversations/{conv}` routes.
+    ConversationErrors: ConversationNotFound
+);
+
 /// `PATCH /conversations/{conv}` `{pinned?, dnd?}`.
+#[utoipa::path(tag = "conversations", operation_id = "update_conversation", security(("bearer" = [])), responses(
+    (status = 200, description = "The conversation", body = ConversationView), ConversationErrors))]
+#[patch("/conversations/{conv}")]
 async fn update(
     state: web::Data<AppState>,
     me: Authed,
@@ -242,6 +268,9 @@ async fn update(
 }
 
 /// `DELETE /conversations/{conv}`: hides it from my list until a new message arrives.
+#[utoipa::path(tag = "conversations", security(("bearer" = [])), responses(
+    (status = 204, description = "Hidden"), ConversationErrors))]
+#[delete("/conversations/{conv}")]
 async fn hide(state: web::Data<AppState>, me: Authed, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let (conv, _) = peer_of(&me, &path)?;
     let uid = me.user.id;
@@ -251,22 +280,57 @@ async fn hide(state: web::Data<AppState>, me: Authed, path: web::Path<String>) -
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// My history of a conversation was cleared up to here.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Cleared {
+    /// Messages up to this seq are gone for me.
+    cleared_seq: i64,
+}
+
 /// `DELETE /conversations/{conv}/messages`: clears my history (a per-user watermark).
+#[utoipa::path(tag = "conversations", security(("bearer" = [])), responses(
+    (status = 200, description = "Cleared", body = Cleared), ConversationErrors))]
+#[delete("/conversations/{conv}/messages")]
 async fn clear(state: web::Data<AppState>, me: Authed, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let (conv, _) = peer_of(&me, &path)?;
     let uid = me.user.id;
     let mark = state.db.write(move |db| q::clear_history(db, uid, conv.as_str())).await?.ok_or_else(not_found)?;
-    Ok(HttpResponse::Ok().json(json!({ "cleared_seq": mark })))
+    Ok(HttpResponse::Ok().json(Cleared { cleared_seq: mark }))
 }
 
-#[derive(Debug, Deserialize)]
-struct PageQuery {
+/// `?after_seq=|before_seq=&limit=` of a history page.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Messages after this seq, oldest first (>= 0).
     after_seq: Option<i64>,
+    /// Messages before this seq (>= 1); the newest page when neither is given.
     before_seq: Option<i64>,
+    /// 1 to `chat.max_page` (default 50).
     limit: Option<i64>,
 }
 
+/// A page of history.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HistoryPage {
+    conv: ConvId,
+    /// In seq order.
+    messages: Vec<WireMessage>,
+    /// More messages follow in the direction of the page.
+    has_more: bool,
+    /// The newest seq I may read.
+    max_seq: i64,
+}
+
+crate::errors!(
+    /// Errors of `GET /conversations/{conv}/messages`.
+    MessagesErrors: ConversationNotFound, UnknownConversation, InvalidLimit, InvalidPage
+);
+
 /// `GET /conversations/{conv}/messages?after_seq=|before_seq=&limit=`: a page in seq order.
+#[utoipa::path(tag = "conversations", security(("bearer" = [])), params(PageQuery), responses(
+    (status = 200, description = "A page of messages", body = HistoryPage), MessagesErrors))]
+#[get("/conversations/{conv}/messages")]
 async fn messages(
     state: web::Data<AppState>,
     me: Authed,
@@ -277,26 +341,37 @@ async fn messages(
     let max = state.settings.chat.max_page;
     let limit = query.limit.unwrap_or(50);
     if !(1..=max).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_limit", format!("limit must be between 1 and {max}")));
+        return Err(ApiError::new(ErrorCode::InvalidLimit, format!("limit must be between 1 and {max}")));
     }
     let page = match (query.after_seq, query.before_seq) {
         (Some(a), None) if a >= 0 => Page::After(a),
         (None, Some(b)) if b >= 1 => Page::Before(b),
         (None, None) => Page::Before(i64::MAX),
         _ => {
-            return Err(ApiError::bad_request(
-                "invalid_page",
+            return Err(ApiError::new(
+                ErrorCode::InvalidPage,
                 "give at most one of after_seq (>= 0) and before_seq (>= 1)",
             ))
         }
     };
     let h = ws::history(&state.hub, me.id(), conv, page, limit).await.map_err(chat_error)?;
-    Ok(HttpResponse::Ok().json(json!({
-        "conv": h.conv, "messages": h.messages, "has_more": h.has_more, "max_seq": h.max_seq,
-    })))
+    Ok(HttpResponse::Ok().json(HistoryPage {
+        conv: h.conv,
+        messages: h.messages,
+        has_more: h.has_more,
+        max_seq: h.max_seq,
+    }))
 }
 
+crate::errors!(
+    /// Errors of `DELETE /conversations/{conv}/messages/{seq}`.
+    DeleteMessageErrors: ConversationNotFound, UnknownConversation, MessageNotFound
+);
+
 /// `DELETE /conversations/{conv}/messages/{seq}`: delete-for-me.
+#[utoipa::path(tag = "conversations", security(("bearer" = [])), responses(
+    (status = 204, description = "Hidden for me"), DeleteMessageErrors))]
+#[delete("/conversations/{conv}/messages/{seq}")]
 async fn delete_message(
     state: web::Data<AppState>,
     me: Authed,
@@ -308,24 +383,7 @@ async fn delete_message(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Maps a chat error to HTTP.
+/// Maps a chat error to HTTP (its code with [`ChatError::status`](actors::command::ChatError::status)).
 pub fn chat_error(e: actors::command::ChatError) -> ApiError {
-    use actix_web::http::StatusCode;
-    use actors::command::ChatError as E;
-    let status = match &e {
-        E::NotFriends | E::NotYourMessage | E::NotAllowed | E::Muted | E::MentionAllForbidden => StatusCode::FORBIDDEN,
-        E::UnknownConversation | E::MessageNotFound | E::NotMember | E::UploadNotFound => StatusCode::NOT_FOUND,
-        E::RecallWindowPassed
-        | E::AlreadyRecalled
-        | E::GroupDissolved
-        | E::OwnerCannotLeave
-        | E::GroupFull
-        | E::EditWindowPassed
-        | E::TooManyReactions => StatusCode::CONFLICT,
-        E::NotEditable | E::InvalidReply => StatusCode::UNPROCESSABLE_ENTITY,
-        E::InvalidMentions | E::InviteesNotFriends => StatusCode::UNPROCESSABLE_ENTITY,
-        E::InviteUsedUp => StatusCode::GONE,
-        E::Unavailable(cause) => return ApiError::unavailable(cause),
-    };
-    ApiError::new(status, e.code(), e.to_string())
+    e.into()
 }

@@ -2,7 +2,8 @@
 //! remark / category / do-not-disturb. The rules live in `schema::db::friends`; handlers
 //! validate input, run one transaction, map refusals to codes and push events.
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{delete, get, patch, post, put, web, HttpResponse};
 use schema::db::friends::{
     self as q, Answer, AnswerRefusal, CategoryRefusal, Direction, FriendRefusal, FriendUpdate, RequestRules,
     SendRefusal, Sent,
@@ -13,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::accounts::PublicUser;
-use super::{PageParams, Paged};
+use super::{Items, PageParams, Paged};
 use crate::auth::Authed;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
 
 /// Longest verification message (characters).
@@ -26,18 +27,18 @@ pub const CATEGORY_NAME_LEN: std::ops::RangeInclusive<usize> = 1..=32;
 pub const REMARK_MAX: usize = 64;
 
 /// Routes of this module under `/api/v1`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/friend/request", web::post().to(send_request))
-        .route("/friend/requests", web::get().to(list_requests))
-        .route("/friend/request/{id}", web::put().to(answer_request))
-        .route("/friend/categories", web::get().to(list_categories))
-        .route("/friend/categories", web::post().to(create_category))
-        .route("/friend/categories/{id}", web::patch().to(rename_category))
-        .route("/friend/categories/{id}", web::delete().to(delete_category))
-        .route("/friends", web::get().to(list_friends))
-        .route("/friends/{user_id}", web::get().to(get_friend))
-        .route("/friends/{user_id}", web::patch().to(update_friend))
-        .route("/friends/{user_id}", web::delete().to(delete_friend));
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(send_request)
+        .service(list_requests)
+        .service(answer_request)
+        .service(list_categories)
+        .service(create_category)
+        .service(rename_category)
+        .service(delete_category)
+        .service(list_friends)
+        .service(get_friend)
+        .service(update_friend)
+        .service(delete_friend);
 }
 
 /// The request rules in force now.
@@ -50,13 +51,14 @@ pub fn rules(state: &AppState) -> RequestRules {
 }
 
 /// A friend request as one of its two users sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RequestView {
     pub id: i64,
     pub from_user_id: i64,
     pub to_user_id: i64,
     pub message: String,
     /// `pending`, `ignored` (recipient only), `accepted`, `rejected` or `expired`.
+    #[schema(value_type = String, pattern = "^(pending|ignored|accepted|rejected|expired)$")]
     pub status: &'static str,
     pub created_at: i64,
     pub updated_at: i64,
@@ -88,14 +90,14 @@ impl RequestView {
 }
 
 /// A category with its id and name.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CategoryRef {
     pub id: i64,
     pub name: String,
 }
 
 /// A friend as the list shows them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FriendView {
     pub user: PublicUser,
     pub remark: Option<String>,
@@ -121,21 +123,33 @@ impl FriendView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Body of `POST /friend/request`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SendBody {
+pub struct SendBody {
     to_user_id: i64,
+    /// The verification message, at most 200 characters (trimmed).
     #[serde(default)]
     message: String,
 }
 
+crate::errors!(
+    /// Errors of `POST /friend/request`.
+    SendRequestErrors: InvalidMessage, CannotFriendSelf, UserNotFound, AlreadyFriends, RequestTooSoon
+);
+
 /// `POST /friend/request`: 201 with the pending request, or 200 with `status: accepted` when the
 /// target had already asked the caller (the two are friends at once).
+#[utoipa::path(tag = "friends", security(("bearer" = [])), responses(
+    (status = 201, description = "The pending request", body = RequestView),
+    (status = 200, description = "The target had asked me already: friends now", body = RequestView),
+    SendRequestErrors))]
+#[post("/friend/request")]
 async fn send_request(state: web::Data<AppState>, me: Authed, body: web::Json<SendBody>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let message = body.message.trim().to_owned();
     if message.chars().count() > REQUEST_MESSAGE_MAX {
-        return Err(ApiError::invalid("invalid_message", "message must be at most 200 characters"));
+        return Err(ApiError::new(ErrorCode::InvalidMessage, "message must be at most 200 characters"));
     }
     let rules = rules(&state);
     let (from, to) = (me.user.id, body.to_user_id);
@@ -143,15 +157,15 @@ async fn send_request(state: web::Data<AppState>, me: Authed, body: web::Json<Se
     let sent = match res {
         Ok(Ok(s)) => s,
         Ok(Err(SendRefusal::SelfRequest)) => {
-            return Err(ApiError::bad_request("cannot_friend_self", "you cannot send a friend request to yourself"))
+            return Err(ApiError::new(ErrorCode::CannotFriendSelf, "you cannot send a friend request to yourself"))
         }
-        Ok(Err(SendRefusal::UserNotFound)) => return Err(ApiError::not_found("user_not_found", "no such user")),
+        Ok(Err(SendRefusal::UserNotFound)) => return Err(ApiError::new(ErrorCode::UserNotFound, "no such user")),
         Ok(Err(SendRefusal::AlreadyFriends)) => {
-            return Err(ApiError::conflict("already_friends", "you are friends already"))
+            return Err(ApiError::new(ErrorCode::AlreadyFriends, "you are friends already"))
         }
         Ok(Err(SendRefusal::TooSoon(ms))) => {
             return Err(ApiError::too_many(
-                "request_too_soon",
+                ErrorCode::RequestTooSoon,
                 "one request to the same user per 24 hours",
                 (ms + 999) / 1000,
             ))
@@ -159,7 +173,7 @@ async fn send_request(state: web::Data<AppState>, me: Authed, body: web::Json<Se
         // The one-pending-request index caught a concurrent duplicate of this very request.
         Err(e) if e.is_unique_violation() => {
             return Err(ApiError::too_many(
-                "request_too_soon",
+                ErrorCode::RequestTooSoon,
                 "a request to this user was just sent",
                 state.settings.friends.request_cooldown_secs,
             ))
@@ -182,15 +196,30 @@ async fn send_request(state: web::Data<AppState>, me: Authed, body: web::Json<Se
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct ListRequestsParams {
+/// `?direction=&status=&page=&size=` of the friend-request list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListRequestsParams {
+    /// `incoming` (default) or `outgoing`.
     direction: Option<String>,
+    /// `pending`, `ignored`, `accepted`, `rejected` or `expired`; all when absent.
     status: Option<String>,
+    /// Page number, from 1 (at most 1000000; default 1).
     page: Option<i64>,
+    /// Page size, 1 to 100 (default 20).
     size: Option<i64>,
 }
 
+crate::errors!(
+    /// Errors of `GET /friend/requests`.
+    ListRequestsErrors: InvalidPage, InvalidSize, InvalidDirection, InvalidStatus
+);
+
 /// `GET /friend/requests?direction=incoming|outgoing&status=...&page=&size=`: newest first.
+#[utoipa::path(tag = "friends", security(("bearer" = [])), params(ListRequestsParams), responses(
+    (status = 200, description = "A page of requests, newest first", body = Paged<RequestView>),
+    ListRequestsErrors))]
+#[get("/friend/requests")]
 async fn list_requests(
     state: web::Data<AppState>,
     me: Authed,
@@ -201,7 +230,7 @@ async fn list_requests(
     let direction = match params.direction.as_deref() {
         None | Some("incoming") => Direction::Incoming,
         Some("outgoing") => Direction::Outgoing,
-        Some(_) => return Err(ApiError::bad_request("invalid_direction", "direction must be incoming or outgoing")),
+        Some(_) => return Err(ApiError::new(ErrorCode::InvalidDirection, "direction must be incoming or outgoing")),
     };
     let status: Option<&'static str> = match params.status.as_deref() {
         None => None,
@@ -211,8 +240,8 @@ async fn list_requests(
         Some("rejected") => Some(q::status::REJECTED),
         Some("expired") => Some(q::status::EXPIRED),
         Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_status",
+            return Err(ApiError::new(
+                ErrorCode::InvalidStatus,
                 "status must be pending, ignored, accepted, rejected or expired",
             ))
         }
@@ -227,15 +256,27 @@ async fn list_requests(
     Ok(HttpResponse::Ok().json(Paged::from_rows(items, page, size)))
 }
 
-#[derive(Debug, Deserialize)]
+/// Body of `PUT /friend/request/{id}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AnswerBody {
+pub struct AnswerBody {
+    /// `accept`, `reject` or `ignore`.
     action: String,
+    /// Accept: the category to put the new friend in (the default one when absent).
     category_id: Option<i64>,
+    /// Accept: a remark, at most 64 characters (trimmed).
     remark: Option<String>,
 }
 
+crate::errors!(
+    /// Errors of `PUT /friend/request/{id}`.
+    AnswerErrors: InvalidAction, InvalidRemark, RequestNotFound, CategoryNotFound, RequestNotPending
+);
+
 /// `PUT /friend/request/{id}` `{action: accept|reject|ignore, category_id?, remark?}`.
+#[utoipa::path(tag = "friends", security(("bearer" = [])), responses(
+    (status = 200, description = "The answered request", body = RequestView), AnswerErrors))]
+#[put("/friend/request/{id}")]
 async fn answer_request(
     state: web::Data<AppState>,
     me: Authed,
@@ -247,7 +288,7 @@ async fn answer_request(
         "accept" => Answer::Accept { category_id: body.category_id, remark: check_remark(body.remark)? },
         "reject" => Answer::Reject,
         "ignore" => Answer::Ignore,
-        _ => return Err(ApiError::bad_request("invalid_action", "action must be accept, reject or ignore")),
+        _ => return Err(ApiError::new(ErrorCode::InvalidAction, "action must be accept, reject or ignore")),
     };
     let rules = rules(&state);
     let (uid, id) = (me.user.id, path.into_inner());
@@ -256,13 +297,13 @@ async fn answer_request(
     let req = match res {
         Ok(r) => r,
         Err(AnswerRefusal::NotFound) => {
-            return Err(ApiError::not_found("request_not_found", "no such request addressed to you"))
+            return Err(ApiError::new(ErrorCode::RequestNotFound, "no such request addressed to you"))
         }
         Err(AnswerRefusal::NotPending(s)) => {
-            return Err(ApiError::conflict("request_not_pending", format!("the request is {s}, not pending")))
+            return Err(ApiError::new(ErrorCode::RequestNotPending, format!("the request is {s}, not pending")))
         }
         Err(AnswerRefusal::CategoryNotFound) => {
-            return Err(ApiError::not_found("category_not_found", "no such category of yours"))
+            return Err(ApiError::new(ErrorCode::CategoryNotFound, "no such category of yours"))
         }
     };
     let sender = crate::auth::load_user(&state, UserId(req.from_user_id)).await?;
@@ -280,7 +321,7 @@ async fn answer_request(
 fn check_remark(remark: Option<String>) -> ApiResult<Option<String>> {
     let remark = remark.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
     if remark.as_ref().is_some_and(|r| r.chars().count() > REMARK_MAX) {
-        return Err(ApiError::invalid("invalid_remark", "remark must be at most 64 characters"));
+        return Err(ApiError::new(ErrorCode::InvalidRemark, "remark must be at most 64 characters"));
     }
     Ok(remark)
 }
@@ -288,18 +329,38 @@ fn check_remark(remark: Option<String>) -> ApiResult<Option<String>> {
 fn check_category_name(name: &str) -> ApiResult<String> {
     let name = name.trim();
     if !CATEGORY_NAME_LEN.contains(&name.chars().count()) || name.chars().any(char::is_control) {
-        return Err(ApiError::invalid("invalid_name", "name must be 1-32 characters"));
+        return Err(ApiError::new(ErrorCode::InvalidName, "name must be 1-32 characters"));
     }
     Ok(name.to_owned())
 }
 
-#[derive(Debug, Serialize)]
-struct CategoryView {
+/// A friend category of mine.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CategoryView {
     id: i64,
     name: String,
     is_default: bool,
+    /// Friends in it.
     count: i64,
     created_at: i64,
+}
+
+/// A renamed category.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RenamedCategory {
+    id: i64,
+    name: String,
+    is_default: bool,
+    created_at: i64,
+}
+
+/// A deleted category.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeletedCategory {
+    /// Its id.
+    deleted: i64,
+    /// Friends moved to the default category.
+    moved_to_default: usize,
 }
 
 impl CategoryView {
@@ -309,30 +370,43 @@ impl CategoryView {
 }
 
 /// `GET /friend/categories`: mine, default first, with friend counts.
+#[utoipa::path(tag = "friends", security(("bearer" = [])), responses(
+    (status = 200, description = "My categories", body = Items<CategoryView>)))]
+#[get("/friend/categories")]
 async fn list_categories(state: web::Data<AppState>, me: Authed) -> ApiResult<HttpResponse> {
     let uid = me.user.id;
     let rows = state.db.read(move |c| q::list_categories(c, uid)).await?;
     let items: Vec<CategoryView> = rows.iter().map(|(c, n)| CategoryView::new(c, *n)).collect();
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(Items { items }))
 }
 
-#[derive(Debug, Deserialize)]
+/// Body of creating or renaming a category.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CategoryBody {
+pub struct CategoryBody {
+    /// 1-32 characters (trimmed), unique among mine.
     name: String,
 }
 
 fn category_refusal(r: CategoryRefusal) -> ApiError {
     match r {
-        CategoryRefusal::NotFound => ApiError::not_found("category_not_found", "no such category of yours"),
-        CategoryRefusal::NameTaken => ApiError::conflict("category_exists", "you have a category of that name"),
+        CategoryRefusal::NotFound => ApiError::new(ErrorCode::CategoryNotFound, "no such category of yours"),
+        CategoryRefusal::NameTaken => ApiError::new(ErrorCode::CategoryExists, "you have a category of that name"),
         CategoryRefusal::IsDefault => {
-            ApiError::bad_request("cannot_delete_default", "the default category cannot be deleted")
+            ApiError::new(ErrorCode::CannotDeleteDefault, "the default category cannot be deleted")
         }
     }
 }
 
+crate::errors!(
+    /// Errors of `POST /friend/categories`.
+    CreateCategoryErrors: InvalidName, CategoryExists
+);
+
 /// `POST /friend/categories` `{name}`.
+#[utoipa::path(tag = "friends", security(("bearer" = [])), responses(
+    (status = 201, description = "The new category", body = CategoryView), CreateCategoryErrors))]
+#[post("/friend/categories")]
 async fn create_category(
     state: web::Data<AppState>,
     me: Authed,
@@ -349,7 +423,15 @@ async fn create_category(
     }
 }
 
+crate::errors!(
+    /// Errors of `PATCH /friend/categories/{id}`.
+    RenameCategoryErrors: InvalidName, CategoryNotFound, CategoryExists
+);
+
 /// `PATCH /friend/categories/{id}` `{name}`.
+#[utoipa::path(tag = "friends", security(("bearer" = [])), responses(
+    (status = 200, description = "The renamed category", body = RenamedCategory), RenameCategoryErrors))]
+#[patch("/friend/categories/{id}")]
 async fn rename_category(
     state: web::Data<AppState>,
     me: Authed,
@@ -360,31 +442,56 @@ async fn rename_category(
     let (uid, id) = (me.user.id, path.into_inner());
     let res = state.db.write(move |c| q::rename_category(c, uid, id, &name)).await;
     match res {
-        Ok(Ok(c)) => Ok(HttpResponse::Ok()
-            .json(json!({"id": c.id, "name": c.name, "is_default": c.is_default, "created_at": c.created_at}))),
+        Ok(Ok(c)) => Ok(HttpResponse::Ok().json(RenamedCategory {
+            id: c.id,
+            name: c.name,
+            is_default: c.is_default,
+            created_at: c.created_at,
+        })),
         Ok(Err(r)) => Err(category_refusal(r)),
         Err(e) if e.is_unique_violation() => Err(category_refusal(CategoryRefusal::NameTaken)),
         Err(e) => Err(e.into()),
     }
 }
 
+crate::errors!(
+    /// Errors of `DELETE /friend/categories/{id}`.
+    DeleteCategoryErrors: CategoryNotFound, CannotDeleteDefault
+);
+
 /// `DELETE /friend/categories/{id}`: its friends move to the default category.
+#[utoipa::path(tag = "friends", security(("bearer" = [])), responses(
+    (status = 200, description = "Deleted", body = DeletedCategory), DeleteCategoryErrors))]
+#[delete("/friend/categories/{id}")]
 async fn delete_category(state: web::Data<AppState>, me: Authed, path: web::Path<i64>) -> ApiResult<HttpResponse> {
     let (uid, id) = (me.user.id, path.into_inner());
     match state.db.write(move |c| q::delete_category(c, uid, id)).await? {
-        Ok(moved) => Ok(HttpResponse::Ok().json(json!({"deleted": id, "moved_to_default": moved}))),
+        Ok(moved) => Ok(HttpResponse::Ok().json(DeletedCategory { deleted: id, moved_to_default: moved })),
         Err(r) => Err(category_refusal(r)),
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct ListFriendsParams {
+/// `?category_id=&page=&size=` of the friend list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListFriendsParams {
+    /// Only friends in this category of mine.
     category_id: Option<i64>,
+    /// Page number, from 1 (at most 1000000; default 1).
     page: Option<i64>,
+    /// Page size, 1 to 100 (default 20).
     size: Option<i64>,
 }
 
+crate::errors!(
+    /// Errors of `GET /friends`.
+    ListFriendsErrors: InvalidPage, InvalidSize, CategoryNotFound
+);
+
 /// `GET /friends?page=&size=&category_id=`: oldest friendship first (a stable order).
+#[utoipa::path(tag = "friends", security(("bearer" = [])), params(ListFriendsParams), responses(
+    (status = 200, description = "A page of friends", body = Paged<FriendView>), ListFriendsErrors))]
+#[get("/friends")]
 async fn list_friends(
     state: web::Data<AppState>,
     me: Authed,
@@ -405,7 +512,7 @@ async fn list_friends(
             q::list_friends(c, uid, cat, (page - 1) * size, size + 1).map(Some)
         })
         .await?
-        .ok_or_else(|| ApiError::not_found("category_not_found", "no such category of yours"))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::CategoryNotFound, "no such category of yours"))?;
     let mut items: Vec<FriendView> = rows.iter().map(FriendView::new).collect();
     let on = online(&state, items.iter().map(|f| UserId(f.user.id)).collect()).await;
     for f in &mut items {
@@ -419,11 +526,20 @@ async fn online(state: &AppState, users: Vec<UserId>) -> Vec<UserId> {
     state.hub.online(users).await
 }
 
+/// 404 `not_friends`: the friend routes' "no such friend of yours".
 fn not_friends() -> ApiError {
-    ApiError::not_found("not_friends", "that user is not your friend")
+    ApiError::new(ErrorCode::NotFriends, "that user is not your friend").with_status(StatusCode::NOT_FOUND)
 }
 
+crate::errors!(
+    /// Errors of `GET /friends/{user_id}` and `DELETE /friends/{user_id}`.
+    FriendErrors: NotFriends = 404
+);
+
 /// `GET /friends/{user_id}`.
+#[utoipa::path(tag = "friends", security(("bearer" = [])), responses(
+    (status = 200, description = "The friend", body = FriendView), FriendErrors))]
+#[get("/friends/{user_id}")]
 async fn get_friend(state: web::Data<AppState>, me: Authed, path: web::Path<i64>) -> ApiResult<HttpResponse> {
     let (uid, fid) = (me.user.id, path.into_inner());
     let row = state.db.read(move |c| q::find_friend(c, uid, fid)).await?.ok_or_else(not_friends)?;
@@ -432,20 +548,33 @@ async fn get_friend(state: web::Data<AppState>, me: Authed, path: web::Path<i64>
     Ok(HttpResponse::Ok().json(view))
 }
 
-#[derive(Debug, Deserialize)]
+/// Body of `PATCH /friends/{user_id}`: the fields to change (`remark: null` clears it).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateFriendBody {
+pub struct UpdateFriendBody {
+    /// At most 64 characters (trimmed), or `null`.
     #[serde(default, deserialize_with = "some_option")]
+    #[schema(value_type = Option<String>)]
     remark: Option<Option<String>>,
+    /// A category of mine.
     category_id: Option<i64>,
+    /// Do-not-disturb for this friend's messages.
     dnd: Option<bool>,
 }
+
+crate::errors!(
+    /// Errors of `PATCH /friends/{user_id}`.
+    UpdateFriendErrors: InvalidRemark, NotFriends = 404, CategoryNotFound
+);
 
 fn some_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
 }
 
 /// `PATCH /friends/{user_id}` `{remark?, category_id?, dnd?}` (`remark: null` clears it).
+#[utoipa::path(tag = "friends", security(("bearer" = [])), responses(
+    (status = 200, description = "The friend, updated", body = FriendView), UpdateFriendErrors))]
+#[patch("/friends/{user_id}")]
 async fn update_friend(
     state: web::Data<AppState>,
     me: Authed,
@@ -475,12 +604,15 @@ async fn update_friend(
         }
         Ok(None) | Err(FriendRefusal::NotFriends) => Err(not_friends()),
         Err(FriendRefusal::CategoryNotFound) => {
-            Err(ApiError::not_found("category_not_found", "no such category of yours"))
+            Err(ApiError::new(ErrorCode::CategoryNotFound, "no such category of yours"))
         }
     }
 }
 
 /// `DELETE /friends/{user_id}`: ends the friendship on both sides in one transaction.
+#[utoipa::path(tag = "friends", security(("bearer" = [])), responses(
+    (status = 204, description = "No longer friends"), FriendErrors))]
+#[delete("/friends/{user_id}")]
 async fn delete_friend(state: web::Data<AppState>, me: Authed, path: web::Path<i64>) -> ApiResult<HttpResponse> {
     let (uid, fid) = (me.user.id, path.into_inner());
     if !state.db.write_retrying(move |c| q::unfriend(c, uid, fid)).await? {

@@ -9,6 +9,10 @@
 //! - [`limits`]: `/api/v1/limits`, the limits a client needs to know.
 //! - [`webapp`]: the web client (`web/dist`, embedded) at `/` and every other path, as the
 //!   fallback service.
+//!
+//! Every handler is registered once, with `utoipa_actix_web`'s `service(...)` in [`configure`]:
+//! that builds the actix routes and the OpenAPI document's paths together
+//! ([`crate::openapi`]).
 
 pub mod accounts;
 pub mod admin;
@@ -19,10 +23,12 @@ pub mod health;
 pub mod limits;
 pub mod webapp;
 
-use actix_web::{error::JsonPayloadError, web, HttpRequest};
+use actix_web::{error::JsonPayloadError, HttpRequest};
 use serde::{Deserialize, Serialize};
+use utoipa_actix_web::scope;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Largest page size any list accepts.
 pub const MAX_PAGE_SIZE: i64 = 100;
@@ -30,9 +36,12 @@ pub const MAX_PAGE_SIZE: i64 = 100;
 pub const DEFAULT_PAGE_SIZE: i64 = 20;
 
 /// `?page=&size=` (page from 1).
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// Page number, from 1 (at most 1000000; default 1).
     pub page: Option<i64>,
+    /// Page size, 1 to 100 (default 20).
     pub size: Option<i64>,
 }
 
@@ -42,22 +51,33 @@ impl PageParams {
         let page = self.page.unwrap_or(1);
         let size = self.size.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=1_000_000).contains(&page) {
-            return Err(ApiError::bad_request("invalid_page", "page must be between 1 and 1000000"));
+            return Err(ApiError::new(ErrorCode::InvalidPage, "page must be between 1 and 1000000"));
         }
         if !(1..=MAX_PAGE_SIZE).contains(&size) {
-            return Err(ApiError::bad_request("invalid_size", format!("size must be between 1 and {MAX_PAGE_SIZE}")));
+            return Err(ApiError::new(ErrorCode::InvalidSize, format!("size must be between 1 and {MAX_PAGE_SIZE}")));
         }
         Ok((page, size))
     }
 }
 
 /// One page of a list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Paged<T> {
+    /// This page's items.
     pub items: Vec<T>,
+    /// The page number.
     pub page: i64,
+    /// The page size asked for.
     pub size: i64,
+    /// Whether at least one more item follows this page.
     pub has_more: bool,
+}
+
+/// A short list, not paged: `{"items": [...]}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Items<T> {
+    /// The whole list.
+    pub items: Vec<T>,
 }
 
 impl<T> Paged<T> {
@@ -74,45 +94,49 @@ impl<T> Paged<T> {
 pub fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
     let api = match &err {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            ApiError::new(actix_web::http::StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", err.to_string())
+            ApiError::new(ErrorCode::PayloadTooLarge, err.to_string())
         }
-        JsonPayloadError::ContentType => ApiError::new(
-            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "expected Content-Type: application/json",
-        ),
-        _ => ApiError::bad_request("invalid_json", err.to_string()),
+        JsonPayloadError::ContentType => {
+            ApiError::new(ErrorCode::UnsupportedMediaType, "expected Content-Type: application/json")
+        }
+        _ => ApiError::new(ErrorCode::InvalidJson, err.to_string()),
     };
     api.into()
 }
 
 /// Maps query-string errors to 400 `invalid_query`.
 pub fn query_error(err: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
-    ApiError::bad_request("invalid_query", err.to_string()).into()
+    ApiError::new(ErrorCode::InvalidQuery, err.to_string()).into()
 }
 
 /// Maps path errors (such as a non-numeric id) to 404 `not_found`.
 pub fn path_error(err: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
-    ApiError::not_found("not_found", err.to_string()).into()
+    ApiError::new(ErrorCode::NotFound, err.to_string()).into()
 }
 
 /// Unknown routes: 404 `not_found` in the usual JSON shape.
 pub async fn not_found() -> actix_web::HttpResponse {
     use actix_web::ResponseError;
-    ApiError::not_found("not_found", "no such route").error_response()
+    ApiError::no_route().error_response()
 }
 
-/// Registers every route of the public and the admin API.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
-        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+/// Registers every route: health, the public API under `/api/v1` (with the OpenAPI document
+/// and the frames' schema), the admin API, `/ws` and the web client's `/`. The app adds the
+/// web client as its fallback service.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(health::healthz)
+        .service(health::readyz)
         .service(
-            web::scope("/api/v1")
+            scope::scope("/api/v1")
                 .configure(accounts::configure)
                 .configure(friends::configure)
                 .configure(conversations::configure)
                 .configure(groups::configure)
-                .configure(limits::configure),
+                .configure(limits::configure)
+                .service(crate::openapi::openapi_json)
+                .service(crate::openapi::ws_schema_json),
         )
-        .configure(admin::configure);
+        .configure(admin::configure)
+        .service(crate::ws::connect)
+        .service(webapp::index);
 }

@@ -11,7 +11,7 @@
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::Method;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{get, HttpRequest, HttpResponse};
 use rust_embed::RustEmbed;
 
 /// The built client, `web/dist` at compile time.
@@ -52,6 +52,17 @@ fn content_type(path: &str) -> &'static str {
         Some("txt") => "text/plain; charset=utf-8",
         _ => "application/octet-stream",
     }
+}
+
+/// `GET /`: the web client's page (every other path that is not the server's is served the same
+/// way, by the fallback service [`serve`]).
+#[utoipa::path(tag = "web", responses(
+    (status = 200, description = "The web client (index.html)", content_type = "text/html", body = String),
+    (status = 304, description = "Not modified (If-None-Match)"),
+))]
+#[get("/")]
+pub async fn index(req: HttpRequest) -> HttpResponse {
+    serve(req).await
 }
 
 /// The default service: a file of the build, `index.html` for the app's routes, or the JSON 404.

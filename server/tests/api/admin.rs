@@ -299,6 +299,13 @@ async fn kick_closes_sessions_with_4004(app: TestApp) -> TestResult {
         .raw(Method::POST, &format!("/admin/v1/users/{}/kick", a.id), Some(ADMIN), "text/plain", b"{}".to_vec())
         .await?;
     assert_error(&got, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    // A body over server.max_body_bytes: 413 in the JSON shape (it was text/plain once).
+    let big = format!("{{\"device_id\": 1, \"pad\": \"{}\"}}", "x".repeat(app.settings.server.max_body_bytes));
+    for route in ["kick", "ban"] {
+        let path = format!("/admin/v1/users/{}/{route}", a.id);
+        let got = app.raw(Method::POST, &path, Some(ADMIN), "application/json", big.clone().into_bytes()).await?;
+        assert_error(&got, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    }
     ping(&mut again, "after-errors").await?;
     Ok(())
 }

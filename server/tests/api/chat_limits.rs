@@ -187,7 +187,7 @@ impl Proc {
 async fn a_server_killed_between_send_and_ack_loses_and_doubles_nothing() -> TestResult {
     let db = schema::db::scratch::ScratchDb::sqlite();
     let p = Proc::start(&db.url).await?;
-    let http = Http::new(&p.base);
+    let http = Http::checked(&p.base);
     let (a, b) = (http.user("alice").await?, http.user("bob").await?);
     http.befriend(&a, &b).await?;
     let conv = conv_of(&a, &b);
@@ -195,7 +195,7 @@ async fn a_server_killed_between_send_and_ack_loses_and_doubles_nothing() -> Tes
     let mut sent = Vec::new();
     for round in 0..6 {
         let proc_ = p.take().ok_or("no server")?;
-        let http = Http::new(&proc_.base);
+        let http = Http::checked(&proc_.base);
         let mut wa = WsClient::connect(&http, &a).await?;
         let id = format!("kill-{round}");
         wa.send(json!({"type": "send", "id": id, "conv": conv, "body": format!("round {round}")})).await?;
@@ -204,7 +204,7 @@ async fn a_server_killed_between_send_and_ack_loses_and_doubles_nothing() -> Tes
         proc_.kill().await?;
         sent.push(id.clone());
         let next = Proc::start(&db.url).await?;
-        let http = Http::new(&next.base);
+        let http = Http::checked(&next.base);
         let mut wa = WsClient::connect(&http, &a).await?;
         // The client never trusts an unacked send: it resends with the same id.
         let ack = wa.say(&conv, &id, &format!("round {round}")).await?;
@@ -213,7 +213,7 @@ async fn a_server_killed_between_send_and_ack_loses_and_doubles_nothing() -> Tes
         }
         p = Some(next);
     }
-    let http = Http::new(&p.as_ref().ok_or("no server")?.base);
+    let http = Http::checked(&p.as_ref().ok_or("no server")?.base);
     let mut wb = WsClient::connect(&http, &b).await?;
     let page = wb.sync(&conv, 0, 100).await?;
     let ids: Vec<String> = page["messages"]

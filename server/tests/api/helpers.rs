@@ -170,7 +170,7 @@ impl TestApp {
         let handle = running.handle.clone();
         let state = running.state.clone();
         actix_rt::spawn(running.wait());
-        let http = Http::new(&base);
+        let http = Http::checked(&base);
         Ok(TestApp { base, clock, state, settings, http, handle, _db: db, _mongo: None })
     }
 
@@ -191,15 +191,47 @@ impl TestApp {
 pub struct Http {
     pub base: String,
     client: awc::Client,
+    /// Whether answers are checked against the served spec ([`Http::checked`]).
+    checked: bool,
 }
 
 impl Http {
     /// A client for the server at `base` (`http://host:port`).
     pub fn new(base: &str) -> Self {
-        Http { base: base.to_owned(), client: awc::Client::builder().timeout(Duration::from_secs(30)).finish() }
+        Http {
+            base: base.to_owned(),
+            client: awc::Client::builder().timeout(Duration::from_secs(30)).finish(),
+            checked: false,
+        }
     }
 
-    /// Sends a request; returns the status and the JSON body (`Null` when empty).
+    /// A client whose every answer is checked against the server's OpenAPI document (what the
+    /// API tests use; through a proxy in front of several nodes, answers may be the proxy's).
+    pub fn checked(base: &str) -> Self {
+        Http { checked: true, ..Self::new(base) }
+    }
+
+    /// GETs a JSON document without checking it against the spec (the spec itself).
+    pub async fn get_unchecked(&self, path: &str) -> TestResult<Value> {
+        let mut resp = self.client.get(format!("{}{}", self.base, path)).send().await?;
+        let bytes = resp.body().limit(16 * 1024 * 1024).await?;
+        if resp.status() != StatusCode::OK {
+            return Err(format!("GET {path}: {}", resp.status()).into());
+        }
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+
+    /// Fails unless the answer is documented in the served spec (status and body schema).
+    async fn check(&self, method: &Method, path: &str, status: StatusCode, body: &Value) -> TestResult {
+        if !self.checked {
+            return Ok(());
+        }
+        let spec = crate::conformance::spec(self).await?;
+        crate::conformance::check_response(spec, method, path, status, body)
+    }
+
+    /// Sends a request; returns the status and the JSON body (`Null` when empty). The answer is
+    /// checked against the served OpenAPI document.
     pub async fn call(
         &self,
         method: Method,
@@ -207,7 +239,7 @@ impl Http {
         token: Option<&str>,
         body: Option<Value>,
     ) -> TestResult<(StatusCode, Value)> {
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        let mut req = self.client.request(method.clone(), format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.insert_header(("Authorization", format!("Bearer {t}")));
         }
@@ -217,6 +249,7 @@ impl Http {
         };
         let bytes = resp.body().limit(16 * 1024 * 1024).await?;
         let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes)? };
+        self.check(&method, path, resp.status(), &value).await?;
         Ok((resp.status(), value))
     }
 
@@ -229,14 +262,17 @@ impl Http {
         content_type: &str,
         body: Vec<u8>,
     ) -> TestResult<(StatusCode, Value)> {
-        let mut req =
-            self.client.request(method, format!("{}{}", self.base, path)).insert_header(("Content-Type", content_type));
+        let mut req = self
+            .client
+            .request(method.clone(), format!("{}{}", self.base, path))
+            .insert_header(("Content-Type", content_type));
         if let Some(t) = token {
             req = req.insert_header(("Authorization", format!("Bearer {t}")));
         }
         let mut resp = req.send_body(body).await?;
         let bytes = resp.body().limit(16 * 1024 * 1024).await?;
         let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes)? };
+        self.check(&method, path, resp.status(), &value).await?;
         Ok((resp.status(), value))
     }
 
@@ -249,6 +285,7 @@ impl Http {
             .send()
             .await?;
         let bytes = resp.body().limit(16 * 1024 * 1024).await?;
+        self.check(&Method::GET, path, resp.status(), &Value::Null).await?;
         Ok((resp.status(), bytes.to_vec()))
     }
 

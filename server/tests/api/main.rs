@@ -4,8 +4,11 @@
 
 mod accounts;
 mod admin;
+mod authz;
 mod chat;
 mod chat_limits;
+mod conformance;
+mod contract;
 mod friends;
 mod groups;
 mod helpers;

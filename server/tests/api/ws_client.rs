@@ -1,6 +1,6 @@
 //! A WebSocket test client over a real socket (awc).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 use actix_codec::Framed;
@@ -21,11 +21,17 @@ pub struct WsClient {
     pub backlog: VecDeque<Value>,
     /// The close code, once the server closed.
     pub closed: Option<u16>,
+    /// The kinds (`type`) of the frames received so far.
+    pub seen: BTreeSet<String>,
+    /// Validators of the frames' schema, as the server serves it.
+    schema: &'static (jsonschema::Validator, jsonschema::Validator),
 }
 
 impl WsClient {
-    /// Connects `user`'s device with a bearer header and reads `hello`.
+    /// Connects `user`'s device with a bearer header and reads `hello`. Every frame received
+    /// from then on is checked against `/api/v1/ws-schema.json`.
     pub async fn connect(app: &Http, user: &User) -> TestResult<Self> {
+        let schema = crate::conformance::frame_validators(app).await?;
         let url = format!("{}/ws", app.base.replace("http://", "ws://"));
         let (_, conn) = awc::Client::new()
             .ws(url)
@@ -34,7 +40,7 @@ impl WsClient {
             .connect()
             .await
             .map_err(|e| format!("ws connect: {e}"))?;
-        let mut c = WsClient { conn, backlog: VecDeque::new(), closed: None };
+        let mut c = WsClient { conn, backlog: VecDeque::new(), closed: None, seen: BTreeSet::new(), schema };
         let hello = c.expect("hello").await?;
         assert_eq!(hello["user_id"], user.id);
         Ok(c)
@@ -67,7 +73,12 @@ impl WsClient {
                 Ok(Some(item)) => item?,
             };
             match item {
-                Frame::Text(b) => return Ok(Some(serde_json::from_slice(&b)?)),
+                Frame::Text(b) => {
+                    let v: Value = serde_json::from_slice(&b)?;
+                    crate::conformance::check_server_frame(self.schema, &v)?;
+                    self.seen.insert(v["type"].as_str().unwrap_or_default().to_owned());
+                    return Ok(Some(v));
+                }
                 Frame::Ping(p) => self.conn.send(ws::Message::Pong(p)).await?,
                 Frame::Close(reason) => {
                     self.closed = Some(reason.map(|r| u16::from(r.code)).unwrap_or(1005));

@@ -3,6 +3,9 @@
 //! `redis-server` and `nginx` binaries (scripts/services.sh installs them).
 
 #[allow(dead_code, unused_imports)]
+#[path = "../api/conformance.rs"]
+mod conformance;
+#[allow(dead_code, unused_imports)]
 #[path = "../api/helpers.rs"]
 mod helpers;
 #[allow(dead_code, unused_imports)]
