@@ -243,7 +243,7 @@ impl ConversationActor {
                     async move { load_and_ensure(&deps, a, b, conv).await }.into_actor(self).map(|res, act, _| {
                         match res {
                             Ok(p) => act.policy = p,
-                            Err(e) => log::warn!("conversation {}: policy not refreshed: {e}", act.conv),
+                            Err(e) => log::warn!(conv = act.conv.as_str(); "conversation {}: policy not refreshed: {e}", act.conv),
                         }
                         Ok(Reply::Done)
                     });
@@ -365,7 +365,7 @@ impl Actor for ConversationActor {
                 }
             }
             Err(e) => {
-                log::error!("conversation {} failed to start: {e}", act.conv);
+                log::error!(conv = act.conv.as_str(); "conversation {} failed to start: {e}", act.conv);
                 ctx.stop();
             }
         }));

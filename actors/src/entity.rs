@@ -510,7 +510,7 @@ impl Shard {
                 inc(&self.env.metrics.activations);
                 if takeover {
                     inc(&self.env.metrics.takeovers);
-                    log::info!("node {} took conversation {conv} over (epoch {epoch:?}, {tenure:?})", self.env.me);
+                    log::info!(conv = conv.as_str(); "node {} took conversation {conv} over (epoch {epoch:?}, {tenure:?})", self.env.me);
                 }
                 for q in queue {
                     owner.exec.do_send(Exec { cmd: q.cmd, reply: q.reply });
@@ -773,7 +773,7 @@ impl Handler<OwnerEvent> for Shard {
             }
             OwnerEvent::Fenced { conv, instance } => {
                 if matches!(self.entries.get(&conv), Some(Entry::Owned(o)) if o.instance == instance) {
-                    log::warn!("conversation {conv}: a write was fenced; another node owns it now");
+                    log::warn!(conv = conv.as_str(); "conversation {conv}: a write was fenced; another node owns it now");
                     self.stop_owner(&conv, StopReason::Fenced);
                 }
             }

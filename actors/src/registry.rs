@@ -67,7 +67,8 @@ impl SessionRegistry {
             // It missed a frame: it gets no more (it will reconnect and sync).
             if let Some(s) = devices.remove(&device) {
                 self.dropped_slow += 1;
-                log::warn!("user {user} device {device}: session mailbox full; disconnecting a slow consumer");
+                log::warn!(user = user.0, device = device.0;
+                    "user {user} device {device}: session mailbox full; disconnecting a slow consumer");
                 s.dropped.store(true, Ordering::Relaxed);
                 s.kick.do_send(Kick(KickReason::SlowConsumer));
                 gone.push((device, s.since));

@@ -41,7 +41,7 @@ log() { printf '[chat-bench] %s\n' "$*" >&2; }
 start_server() {
     local backend=$1 cost=$2
     WORK=$(mktemp -d /tmp/im-bench-srv.XXXXXX)
-    local env=(IM__SERVER__BIND=127.0.0.1:$PORT IM__AUTH__BCRYPT_COST=$cost
+    local env=(IM__SERVER__BIND=127.0.0.1:$PORT IM__AUTH__BCRYPT_COST=$cost IM__THROTTLE__ENABLED=false
         IM__WS__FRAMES_PER_SEC=1000000 IM__WS__BURST=1000000 RUST_LOG=warn)
     case $backend in
         sqlite) ;;

@@ -36,7 +36,7 @@ trap cleanup EXIT
 start_node() { # id port migrate
     IM__SERVER__BIND="127.0.0.1:$2" IM__CLUSTER__NODE_ID="$1" IM__CLUSTER__REDIS_URL="$REDIS" \
     IM__CLUSTER__NAMESPACE=bench IM__DATABASE__URL="$PG/im_bench_cluster" IM__DATABASE__RUN_MIGRATIONS="$3" \
-    IM__AUTH__BCRYPT_COST=4 IM__WS__FRAMES_PER_SEC=100000 IM__WS__BURST=100000 RUST_LOG=warn \
+    IM__AUTH__BCRYPT_COST=4 IM__THROTTLE__ENABLED=false IM__WS__FRAMES_PER_SEC=100000 IM__WS__BURST=100000 RUST_LOG=warn \
         "$SERVER" >>"$OUT/$1.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do curl -fs "http://127.0.0.1:$2/healthz" >/dev/null && return; sleep 0.1; done

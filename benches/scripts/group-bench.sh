@@ -34,7 +34,7 @@ log() { printf '[group-bench] %s\n' "$*" >&2; }
 # start_server: a fresh server on a fresh SQLite database; sets SERVER_PID.
 start_server() {
     WORK=$(mktemp -d /tmp/im-bench-srv.XXXXXX)
-    (cd "$WORK" && exec env IM__SERVER__BIND=127.0.0.1:$PORT IM__AUTH__BCRYPT_COST=4 \
+    (cd "$WORK" && exec env IM__SERVER__BIND=127.0.0.1:$PORT IM__AUTH__BCRYPT_COST=4 IM__THROTTLE__ENABLED=false \
         IM__WS__FRAMES_PER_SEC=1000000 IM__WS__BURST=1000000 RUST_LOG=warn \
         "$BIN/im-server" >"$WORK/server.log" 2>&1) &
     SERVER_PID=$!

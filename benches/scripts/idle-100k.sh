@@ -21,7 +21,7 @@ per=$(( (TOTAL + N - 1) / N ))
 pids=(); gens=()
 for k in $(seq 1 $N); do
   d=$WORK/node$k; rm -rf $d; mkdir -p $d; cd $d
-  IM__SERVER__BIND=127.0.0.1:$((18100+k)) IM__AUTH__BCRYPT_COST=4 RUST_LOG=warn \
+  IM__SERVER__BIND=127.0.0.1:$((18100+k)) IM__AUTH__BCRYPT_COST=4 IM__THROTTLE__ENABLED=false RUST_LOG=warn \
     IM__DATABASE__URL=sqlite://$d/im.db $B/im-server > $d/server.log 2>&1 &
   pids+=($!)
 done

@@ -27,7 +27,7 @@ start() { # backend: sqlite | pg | mongo
     mongo) mongo=(IM__MESSAGES__BACKEND=mongodb IM__MESSAGES__MONGODB_URL=mongodb://127.0.0.1:27017
                   IM__MESSAGES__MONGODB_DATABASE=im_bench_suite_$$_$RANDOM);;
   esac
-  env "${mongo[@]}" IM__SERVER__BIND=127.0.0.1:18080 IM__AUTH__BCRYPT_COST=4 IM__ADMIN__TOKEN=bench \
+  env "${mongo[@]}" IM__SERVER__BIND=127.0.0.1:18080 IM__AUTH__BCRYPT_COST=4 IM__THROTTLE__ENABLED=false IM__ADMIN__TOKEN=bench \
     IM__WS__FRAMES_PER_SEC=100000 IM__WS__BURST=100000 RUST_LOG=warn IM__DATABASE__URL="$url" \
     "$B/im-server" > "$WORK/server.log" 2>&1 &
   SP=$!

@@ -19,6 +19,7 @@ fn server() -> TestResult<(String, schema::db::scratch::ScratchDb)> {
     s.server.workers = 2;
     s.database.url = db.url.clone();
     s.auth.bcrypt_cost = 4;
+    s.throttle.enabled = false;
     s.ws.frames_per_sec = 100_000;
     s.ws.burst = 100_000;
     let (tx, rx) = mpsc::channel();

@@ -231,8 +231,9 @@ error_codes! {
     InvalidReaction = "invalid_reaction", 422, Ws;
     /// A second friend request to the same user within the cooldown.
     RequestTooSoon = "request_too_soon", 429, Http;
-    /// Frames over the session's rate.
-    RateLimited = "rate_limited", 429, Ws;
+    /// Frames over the session's rate; logins or registrations over `[throttle]`'s limits
+    /// (HTTP, with `Retry-After`).
+    RateLimited = "rate_limited", 429, Both;
     /// An unexpected failure, logged in full on the server.
     InternalError = "internal_error", 500, Http;
     /// Storage, or the owner of a conversation, could not be reached; retry.

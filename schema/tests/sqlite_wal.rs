@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use schema::db::scratch::ScratchDb;
-use schema::db::{Database, DbError, SqliteTuning, SQLITE_CHECKPOINT_EVERY, SQLITE_PAGE_SIZE};
+use schema::db::{Database, DbError, SqliteTuning, Synchronous, SQLITE_CHECKPOINT_EVERY, SQLITE_PAGE_SIZE};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -24,7 +24,12 @@ fn wal_generation(wal: &str) -> Result<u32, Box<dyn std::error::Error>> {
 fn the_log_is_rewound_while_writes_go_on_and_cut_back_after() -> TestResult {
     let scratch = ScratchDb::sqlite();
     let limit: u64 = 1 << 20;
-    let db = Database::open_tuned(&scratch.url, 2, Duration::from_secs(5), SqliteTuning { wal_max_bytes: limit })?;
+    let db = Database::open_tuned(
+        &scratch.url,
+        2,
+        Duration::from_secs(5),
+        SqliteTuning { wal_max_bytes: limit, ..SqliteTuning::default() },
+    )?;
     db.migrate()?;
     let path = scratch.url.strip_prefix("sqlite://").ok_or("not a sqlite url")?.to_owned();
     let wal = format!("{path}-wal");
@@ -161,5 +166,31 @@ fn a_panic_inside_a_write_leaves_nothing_behind_and_the_next_write_works() -> Te
     // gone, and writes go on.
     db.write(|c| Ok(c.batch_execute("INSERT INTO survivors (n) VALUES (2)")?))?;
     assert_eq!(db.read(|c| ints(c, "SELECT n FROM survivors ORDER BY n"))?, vec![2]);
+    Ok(())
+}
+
+/// `PRAGMA synchronous` of the connection `f` runs on.
+fn synchronous_of(c: &mut schema::db::AnyConnection) -> Result<i64, DbError> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Sync {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        synchronous: i64,
+    }
+    let rows: Vec<Sync> = diesel::sql_query("PRAGMA synchronous").load(c)?;
+    Ok(rows.first().map_or(-1, |r| r.synchronous))
+}
+
+#[test]
+fn every_connection_runs_at_the_configured_durability() -> TestResult {
+    // SQLite's codes: 1 = NORMAL, 2 = FULL.
+    for (level, code) in [(Synchronous::Normal, 1), (Synchronous::Full, 2)] {
+        let scratch = ScratchDb::sqlite();
+        let tuning = SqliteTuning { synchronous: level, ..SqliteTuning::default() };
+        let db = Database::open_tuned(&scratch.url, 2, Duration::from_secs(5), tuning)?;
+        assert_eq!(db.read(synchronous_of)?, code, "{level:?}: a pooled connection");
+        assert_eq!(db.write(synchronous_of)?, code, "{level:?}: the writer's connection");
+    }
+    assert_eq!(SqliteTuning::default().synchronous, Synchronous::Full, "the default survives a power loss");
     Ok(())
 }

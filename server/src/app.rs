@@ -51,7 +51,10 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
             &db_settings.url,
             db_settings.pool_size,
             Duration::from_secs(db_settings.connect_timeout_secs),
-            SqliteTuning { wal_max_bytes: db_settings.sqlite_wal_max_mib << 20 },
+            SqliteTuning {
+                wal_max_bytes: db_settings.sqlite_wal_max_mib << 20,
+                synchronous: db_settings.sqlite_synchronous.into(),
+            },
         )
         .with_context(|| format!("opening database {}", crate::config::mask_url(&db_settings.url)))?;
         if db_settings.run_migrations {
@@ -105,11 +108,25 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
     )
     .map_err(|e| anyhow::anyhow!("cluster.redis_url: {e}"))?;
     let events = Events::new(hub.sessions.clone().recipient(), hub.entities.clone());
-    let state = web::Data::new(AppState { settings: settings.clone(), db, store, clock, hub, events, dummy_hash });
+    let throttle = crate::throttle::Throttle::new(&settings.throttle);
+    let proxies =
+        crate::proxy::TrustedProxies::new(&settings.server.trusted_proxies, &settings.server.client_ip_header);
+    let state = web::Data::new(AppState {
+        settings: settings.clone(),
+        db,
+        store,
+        clock,
+        hub,
+        events,
+        dummy_hash,
+        throttle,
+        proxies,
+    });
 
     let max_body = settings.server.max_body_bytes;
     let app_state = state.clone();
     let docs = web::Data::new(crate::openapi::Docs::build());
+    let cors_on = !settings.server.cors_allowed_origins.is_empty();
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(app_state.clone())
@@ -118,16 +135,17 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
             .app_data(web::PayloadConfig::default().limit(max_body))
             .app_data(web::QueryConfig::default().error_handler(routes::query_error))
             .app_data(web::PathConfig::default().error_handler(routes::path_error))
-            // The path without the query string: `?token=` must never reach the logs.
-            .wrap(
-                middleware::Logger::new("%a %{method}xi %U %s %b %Dms")
-                    .custom_request_replace("method", |req| req.method().to_string())
-                    .log_target("im::http"),
-            )
             .into_utoipa_app()
             .configure(routes::configure)
             .into_app()
             .default_service(web::to(routes::webapp::serve))
+            // Innermost first: the address limits of login and registration, CORS (off when no
+            // origin is configured), the security headers, and outermost the request id, the
+            // client's address and the access log line (crate::middleware).
+            .wrap(middleware::from_fn(crate::throttle::throttle_middleware))
+            .wrap(middleware::Condition::new(cors_on, crate::middleware::cors(&app_state.settings.server)))
+            .wrap(middleware::from_fn(crate::middleware::security_headers))
+            .wrap(middleware::from_fn(crate::middleware::access_log))
     })
     .disable_signals()
     // Frames are small and latency-bound: no Nagle delay behind the peer's delayed ACK.
@@ -142,5 +160,6 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
     let server = server.run();
     let handle = server.handle();
     crate::tasks::spawn_background(&state);
+    crate::throttle::spawn_sweeper(&state);
     Ok(Running { addr, handle, state, server })
 }

@@ -23,6 +23,68 @@ pub struct Settings {
     pub friends: FriendsSection,
     pub ws: WsSection,
     pub chat: ChatSection,
+    pub throttle: ThrottleSection,
+    pub log: LogSection,
+}
+
+/// `[throttle]`: rate limits of login and registration, per client address and per account
+/// ([`crate::throttle`]). A rate of 0 turns that limit off.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleSection {
+    /// `false` turns every limit below off (load generators logging thousands of users in from
+    /// one address; tests).
+    pub enabled: bool,
+    /// Logins (attempts, right or wrong) one client address may make per minute, sustained.
+    pub login_address_per_min: u32,
+    /// Logins one client address may make at once before the sustained rate applies.
+    pub login_address_burst: u32,
+    /// Logins naming one account (username or phone, known or not) per minute, sustained, from
+    /// every address together.
+    pub login_account_per_min: u32,
+    /// Logins naming one account at once before the sustained rate applies.
+    pub login_account_burst: u32,
+    /// Registrations one client address may make per hour, sustained.
+    pub register_address_per_hour: u32,
+    /// Registrations one client address may make at once before the sustained rate applies.
+    pub register_address_burst: u32,
+    /// Most addresses or accounts each limit tracks; past it, the ones not seen lately share one
+    /// bucket until idle ones are evicted (memory stays bounded under a spread-out attack).
+    pub max_tracked_keys: usize,
+}
+
+impl Default for ThrottleSection {
+    fn default() -> Self {
+        ThrottleSection {
+            enabled: true,
+            login_address_per_min: 30,
+            login_address_burst: 30,
+            login_account_per_min: 1,
+            login_account_burst: 10,
+            register_address_per_hour: 20,
+            register_address_burst: 10,
+            max_tracked_keys: 100_000,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per record, `key=value` fields after the message.
+    #[default]
+    Text,
+    /// One JSON object per line (`ts`, `level`, `target`, `msg` and the record's fields).
+    Json,
+}
+
+/// `[log]`: the log's format (its level comes from `RUST_LOG`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `text` or `json`.
+    pub format: LogFormat,
 }
 
 /// `[ws]`: WebSocket sessions: heartbeat and the per-session limits.
@@ -123,6 +185,21 @@ pub struct ServerSection {
     /// `draining`, before it closes its listener: load balancers see it drain and take it out
     /// of rotation instead of meeting refused connections (0-300).
     pub drain_grace_secs: u64,
+    /// Proxies (IP addresses or CIDR blocks) whose `client_ip_header` is believed. A request
+    /// from any other peer is attributed to the peer's own address; empty: always the peer.
+    #[serde(deserialize_with = "string_or_list")]
+    pub trusted_proxies: Vec<String>,
+    /// The header a trusted proxy puts the client's address in: `X-Forwarded-For` (a list, read
+    /// from the right, skipping trusted proxies) or a one-address header such as `X-Real-IP`.
+    pub client_ip_header: String,
+    /// Origins (`https://app.example.com`, or `*`) allowed to call the API from a browser page
+    /// of another origin (CORS); empty: no cross-origin access (the embedded client is
+    /// same-origin and needs none).
+    #[serde(deserialize_with = "string_or_list")]
+    pub cors_allowed_origins: Vec<String>,
+    /// `Strict-Transport-Security: max-age=<this>` on every response when more than 0 (only
+    /// behind TLS: browsers then refuse plain HTTP to this host for that long).
+    pub hsts_max_age_secs: u64,
 }
 
 impl Default for ServerSection {
@@ -134,6 +211,10 @@ impl Default for ServerSection {
             max_body_bytes: 64 * 1024,
             shutdown_timeout_secs: 10,
             drain_grace_secs: 5,
+            trusted_proxies: Vec::new(),
+            client_ip_header: "X-Forwarded-For".into(),
+            cors_allowed_origins: Vec::new(),
+            hsts_max_age_secs: 0,
         }
     }
 }
@@ -156,6 +237,29 @@ pub struct DatabaseSection {
     /// SQLite file only: MiB of write-ahead log in use before the writer rewinds it (each rewind
     /// stops writes for two `fsync`s; the log's file stays at about this size under load).
     pub sqlite_wal_max_mib: u64,
+    /// SQLite file only: what an acked write survives. `full`: a power loss or kernel crash as
+    /// well (the log is `fsync`ed at every commit); `normal`: a crash of this process, but the
+    /// last commits before a power loss may be lost (the log is `fsync`ed at checkpoints only).
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+/// `database.sqlite_synchronous`: SQLite's `PRAGMA synchronous` in WAL mode.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// `fsync` at checkpoints only: survives a process crash, not a power loss.
+    Normal,
+    /// `fsync` of the log at every commit: survives a power loss too.
+    Full,
+}
+
+impl From<SqliteSynchronous> for schema::db::Synchronous {
+    fn from(s: SqliteSynchronous) -> Self {
+        match s {
+            SqliteSynchronous::Normal => schema::db::Synchronous::Normal,
+            SqliteSynchronous::Full => schema::db::Synchronous::Full,
+        }
+    }
 }
 
 impl Default for DatabaseSection {
@@ -167,6 +271,7 @@ impl Default for DatabaseSection {
             run_migrations: true,
             writer_lanes: 0,
             sqlite_wal_max_mib: 256,
+            sqlite_synchronous: SqliteSynchronous::Full,
         }
     }
 }
@@ -302,6 +407,22 @@ impl Settings {
         if let Some(path) = file {
             b = b.add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
         }
+        Self::finish(b, env)
+    }
+
+    /// [`Settings::load`] with the file's text given instead of its path (the fuzz targets and
+    /// property tests feed it arbitrary TOML).
+    pub fn from_toml(toml: &str, env: HashMap<String, String>) -> Result<Self, ConfigError> {
+        let b = config::Config::builder()
+            .add_source(config::Config::try_from(&Settings::default())?)
+            .add_source(config::File::from_str(toml, config::FileFormat::Toml));
+        Self::finish(b, env)
+    }
+
+    fn finish(
+        mut b: config::ConfigBuilder<config::builder::DefaultState>,
+        env: HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
         b = b.add_source(
             config::Environment::with_prefix("IM")
                 .prefix_separator("__")
@@ -421,6 +542,44 @@ impl Settings {
         if self.chat.max_message_chars == 0 || self.chat.max_page < 1 {
             return bad("chat.max_message_chars", "max_message_chars and max_page must be positive");
         }
+        for p in &self.server.trusted_proxies {
+            if crate::proxy::parse_net(p).is_none() {
+                return Err(ConfigError::Invalid {
+                    key: "server.trusted_proxies",
+                    reason: format!("{p:?} is not an IP address or CIDR block (such as 10.0.0.0/8)"),
+                });
+            }
+        }
+        if actix_web::http::header::HeaderName::try_from(self.server.client_ip_header.as_str()).is_err() {
+            return bad("server.client_ip_header", "must be a header name, such as X-Forwarded-For or X-Real-IP");
+        }
+        for o in &self.server.cors_allowed_origins {
+            if !crate::middleware::valid_origin(o) {
+                return Err(ConfigError::Invalid {
+                    key: "server.cors_allowed_origins",
+                    reason: format!("{o:?} is not an origin: expected scheme://host[:port] or *"),
+                });
+            }
+        }
+        if self.server.hsts_max_age_secs > 2 * 365 * 24 * 3600 {
+            return bad("server.hsts_max_age_secs", "must be at most 63072000 (two years)");
+        }
+        let t = &self.throttle;
+        for (key, rate, burst, max) in [
+            ("throttle.login_address_burst", t.login_address_per_min, t.login_address_burst, 60_000),
+            ("throttle.login_account_burst", t.login_account_per_min, t.login_account_burst, 60_000),
+            ("throttle.register_address_burst", t.register_address_per_hour, t.register_address_burst, 3_600_000),
+        ] {
+            if rate > max {
+                return Err(ConfigError::Invalid { key, reason: format!("its rate must be at most {max}") });
+            }
+            if rate > 0 && burst == 0 {
+                return bad(key, "must be at least 1 while its rate is on (a rate of 0 turns the limit off)");
+            }
+        }
+        if self.throttle.max_tracked_keys < 1000 {
+            return bad("throttle.max_tracked_keys", "must be at least 1000");
+        }
         Ok(())
     }
 
@@ -449,6 +608,21 @@ pub fn mask_url(url: &str) -> String {
         Some((user, _)) => format!("{scheme}://{user}:****@{host}"),
         None => url.to_owned(),
     }
+}
+
+/// A list, or one string with the items separated by commas (the form an `IM__...` variable
+/// gives: `IM__SERVER__TRUSTED_PROXIES=10.0.0.0/8,192.168.0.0/16`).
+fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        Either::Many(v) => v,
+    })
 }
 
 #[cfg(test)]
@@ -530,10 +704,44 @@ mod tests {
             ("IM__CLUSTER__NODE_ID", "a b", "cluster.node_id"),
             ("IM__DATABASE__WRITER_LANES", "5", "database.writer_lanes"),
             ("IM__DATABASE__SQLITE_WAL_MAX_MIB", "0", "database.sqlite_wal_max_mib"),
+            ("IM__DATABASE__SQLITE_SYNCHRONOUS", "off", "sqlite_synchronous"),
+            ("IM__SERVER__TRUSTED_PROXIES", "10.0.0.0/8,nginx", "server.trusted_proxies"),
+            ("IM__SERVER__CLIENT_IP_HEADER", "X Forwarded", "server.client_ip_header"),
+            ("IM__SERVER__CORS_ALLOWED_ORIGINS", "https://a.example/path", "server.cors_allowed_origins"),
+            ("IM__THROTTLE__LOGIN_ADDRESS_BURST", "0", "throttle.login_address_burst"),
+            ("IM__THROTTLE__MAX_TRACKED_KEYS", "10", "throttle.max_tracked_keys"),
+            ("IM__LOG__FORMAT", "xml", "format"),
         ] {
             let err = Settings::load(None, env(&[(k, v)])).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(err.contains(key), "{k}={v}: {err}");
         }
+    }
+
+    #[test]
+    fn lists_come_from_a_file_or_from_one_variable() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("im.toml");
+        std::fs::write(&path, "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n")?;
+        let s = Settings::load(Some(&path), env(&[]))?;
+        assert_eq!(s.server.trusted_proxies, ["10.0.0.0/8", "::1"]);
+        let s = Settings::load(
+            None,
+            env(&[
+                ("IM__SERVER__TRUSTED_PROXIES", "10.0.0.0/8, 192.168.0.0/16"),
+                ("IM__SERVER__CORS_ALLOWED_ORIGINS", "https://app.example.com"),
+                ("IM__DATABASE__SQLITE_SYNCHRONOUS", "normal"),
+                ("IM__LOG__FORMAT", "json"),
+            ]),
+        )?;
+        assert_eq!(s.server.trusted_proxies, ["10.0.0.0/8", "192.168.0.0/16"]);
+        assert_eq!(s.server.cors_allowed_origins, ["https://app.example.com"]);
+        assert_eq!(s.database.sqlite_synchronous, SqliteSynchronous::Normal);
+        assert_eq!(s.log.format, LogFormat::Json);
+        // The defaults: durable against power loss, throttled, no proxy trusted, no CORS.
+        let d = Settings::load(None, env(&[]))?;
+        assert_eq!(d.database.sqlite_synchronous, SqliteSynchronous::Full);
+        assert!(d.throttle.enabled && d.server.trusted_proxies.is_empty() && d.server.cors_allowed_origins.is_empty());
+        Ok(())
     }
 
     #[test]

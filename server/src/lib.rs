@@ -13,8 +13,12 @@
 //! - [`events`]: pushes events to users' online devices.
 //! - [`rich`]: what a `send` names (an upload, a message to forward) resolved for the owner, and
 //!   history pages filled with quotes and reactions.
+//! - [`logging`]: the logger (`env_logger`), text or JSON lines, the request id in scope.
+//! - [`middleware`]: request ids and the access log, security headers, CORS.
+//! - [`proxy`]: the client's address, from a trusted proxy's header or the peer.
 //! - [`state`]: [`state::AppState`], what handlers share.
 //! - [`tasks`]: periodic background work (sweepers).
+//! - [`throttle`]: rate limits of login and registration, per client address and per account.
 //! - [`ws`]: the `/ws` endpoint and the `WsSession` actor (one per connection).
 
 pub mod app;
@@ -22,9 +26,13 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod logging;
+pub mod middleware;
 pub mod openapi;
+pub mod proxy;
 pub mod rich;
 pub mod routes;
 pub mod state;
 pub mod tasks;
+pub mod throttle;
 pub mod ws;

@@ -18,15 +18,17 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let settings = match Settings::from_env(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
+            // The configuration names no format yet: text, like the default.
+            server::logging::init(server::config::LogFormat::Text);
             log::error!("{e}");
             return std::process::ExitCode::from(2);
         }
     };
+    server::logging::init(settings.log.format);
     log::info!("im-server {} starting with config {}", env!("CARGO_PKG_VERSION"), settings.masked());
     match actix_web::rt::System::new().block_on(run(settings)) {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -26,4 +26,8 @@ pub struct AppState {
     pub events: Events,
     /// A bcrypt hash at the configured cost, checked when a login names no known user.
     pub dummy_hash: String,
+    /// Rate limits of login and registration.
+    pub throttle: crate::throttle::Throttle,
+    /// Whose forwarding header names the client's address.
+    pub proxies: crate::proxy::TrustedProxies,
 }

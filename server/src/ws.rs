@@ -175,7 +175,8 @@ impl WsSession {
         }
         let queued = self.outbound.load(Ordering::Relaxed);
         if queued > self.ws.max_outbound_bytes {
-            log::info!("session {} of user {}: {queued} bytes unread, disconnecting", self.id, self.user);
+            log::info!(session = self.id, user = self.user.0, device = self.device.0;
+                "session {} of user {}: {queued} bytes unread, disconnecting", self.id, self.user);
             self.close(ctx, CloseCode::Policy, "slow_consumer");
             return;
         }
@@ -420,6 +421,9 @@ impl WsSession {
             act.in_flight = act.in_flight.saturating_sub(1);
             match res {
                 Ok(Reply::Acked(ack)) => {
+                    log::debug!(target: "im::chat",
+                        user = act.user.0, device = act.device.0, conv = ack.conv.as_str(), seq = ack.seq,
+                        id = ack.id.as_str(); "message acked");
                     act.send_frame(ctx, &ServerFrame::Ack { id: ack.id, conv: ack.conv, seq: ack.seq, ts: ack.ts })
                 }
                 Ok(Reply::Done) => {}
@@ -437,7 +441,8 @@ impl WsSession {
 
     fn chat_error(&mut self, ctx: &mut Ctx, e: &ChatError, id: Option<String>) {
         if let ChatError::Unavailable(cause) = e {
-            log::warn!("session {} of user {}: {cause}", self.id, self.user);
+            log::warn!(session = self.id, user = self.user.0, device = self.device.0;
+                "session {} of user {}: {cause}", self.id, self.user);
         }
         self.error(ctx, e.code(), e.to_string(), id);
     }
@@ -565,7 +570,8 @@ impl Actor for WsSession {
         let timeout = Duration::from_secs(self.ws.client_timeout_secs);
         ctx.run_interval(Duration::from_secs(self.ws.heartbeat_interval_secs), move |act, ctx| {
             if act.last_seen.elapsed() > timeout {
-                log::info!("session {} of user {} timed out", act.id, act.user);
+                log::info!(session = act.id, user = act.user.0, device = act.device.0;
+                    "session {} of user {} timed out", act.id, act.user);
                 act.close(ctx, CloseCode::Away, "heartbeat_timeout");
             } else {
                 ctx.ping(b"");
@@ -622,7 +628,8 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             Ok(ws::Message::Nop) => {}
             Err(ws::ProtocolError::Overflow) => self.close(ctx, CloseCode::Size, "frame_too_large"),
             Err(e) => {
-                log::info!("session {} of user {}: protocol error {e}", self.id, self.user);
+                log::info!(session = self.id, user = self.user.0, device = self.device.0;
+                    "session {} of user {}: protocol error {e}", self.id, self.user);
                 self.close(ctx, CloseCode::Protocol, "protocol_error");
             }
         }

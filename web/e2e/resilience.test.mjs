@@ -105,7 +105,9 @@ describe('a long conversation', () => {
     // Seed through the WebSocket, as another device of Ann's, from a page without the app.
     const seeder = await browser.newContext();
     const sp = await seeder.newPage();
-    await sp.goto(srv.base + '/healthz');
+    // A page of this origin that may connect to it: not an API answer such as /healthz, whose
+    // Content-Security-Policy (default-src 'none') lets it load and fetch nothing.
+    await sp.goto(srv.base + '/favicon.svg');
     const acked = await sp.evaluate(
       async ({ username, password, conv, n }) => {
         const login = await (await fetch('/api/v1/auth/login', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username, password, device_name: 'seeder' }) })).json();

@@ -222,7 +222,7 @@ impl GroupActor {
             let users: Vec<i64> = mentioned.iter().filter(|u| **u != rec.sender).map(|u| u.0).collect();
             actix::spawn(async move {
                 if let Err(e) = db.write(move |c| q::mark_mentioned(c, conv.as_str(), &users, seq)).await {
-                    log::warn!("mention marks not stored: {e}");
+                    log::warn!(seq = seq; "mention marks not stored: {e}");
                 }
             });
         }
@@ -271,7 +271,7 @@ impl GroupActor {
         };
         Box::pin(post(self, rec, None).map(|res, act, _| {
             if let Err(e) = res {
-                log::warn!("group {}: system message not stored: {e}", act.group);
+                log::warn!(group = act.group.0; "group {}: system message not stored: {e}", act.group);
             }
         }))
     }
@@ -667,7 +667,7 @@ impl Actor for GroupActor {
                 }
             }
             Err(e) => {
-                log::error!("group {} failed to start: {e}", act.group);
+                log::error!(group = act.group.0; "group {} failed to start: {e}", act.group);
                 ctx.stop();
             }
         }));

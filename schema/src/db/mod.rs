@@ -70,6 +70,33 @@ pub const SQLITE_WAL_MAX_BYTES: u64 = 256 << 20;
 /// 250 ms, 7.8–12.1 ms with 1 s; 60 ms gave no more and took more CPU (docs/BENCHMARKS.md).
 pub const SQLITE_CHECKPOINT_EVERY: Duration = Duration::from_millis(125);
 
+/// What a committed write of a SQLite file survives: its `PRAGMA synchronous` in WAL mode.
+///
+/// Both survive a crash of the process (a commit is in the log, handed to the kernel, before
+/// `COMMIT` returns) and both keep the file consistent after any crash. They differ in a power
+/// loss or a kernel crash, where what the kernel had not yet written to the disk is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// `NORMAL`: the log is `fsync`ed at checkpoints only, so after a power loss the database
+    /// may come back without the last commits (those since the last checkpoint's `fsync`, at
+    /// most a few hundred milliseconds of them with [`SQLITE_CHECKPOINT_EVERY`]).
+    Normal,
+    /// `FULL`: the log is `fsync`ed at every commit, before `COMMIT` returns: a commit survives a
+    /// power loss too (as far as the disk honours `fsync`).
+    #[default]
+    Full,
+}
+
+impl Synchronous {
+    /// The value of `PRAGMA synchronous`.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        }
+    }
+}
+
 /// How a SQLite file is run (ignored for PostgreSQL and in-memory databases).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SqliteTuning {
@@ -78,11 +105,13 @@ pub struct SqliteTuning {
     /// rewind stops writes for two `fsync`s (see [`Database::write`]): a larger log means fewer
     /// such stops and more disk. Under steady writes the log's file stays at about this size.
     pub wal_max_bytes: u64,
+    /// What a commit survives (`PRAGMA synchronous`, on every connection).
+    pub synchronous: Synchronous,
 }
 
 impl Default for SqliteTuning {
     fn default() -> Self {
-        SqliteTuning { wal_max_bytes: SQLITE_WAL_MAX_BYTES }
+        SqliteTuning { wal_max_bytes: SQLITE_WAL_MAX_BYTES, synchronous: Synchronous::default() }
     }
 }
 
@@ -169,8 +198,14 @@ impl DbUrl {
         matches!(self, DbUrl::Sqlite(_))
     }
 
-    /// Opens one connection, creating the SQLite file's directory if needed.
+    /// Opens one connection, creating the SQLite file's directory if needed; a SQLite file is
+    /// run with the default [`SqliteTuning`].
     pub fn connect(&self) -> Result<AnyConnection, DbError> {
+        self.connect_tuned(&SqliteTuning::default())
+    }
+
+    /// [`DbUrl::connect`] with the given tuning of a SQLite file.
+    pub fn connect_tuned(&self, tuning: &SqliteTuning) -> Result<AnyConnection, DbError> {
         match self {
             DbUrl::Sqlite(path) => {
                 if path != ":memory:" {
@@ -186,9 +221,10 @@ impl DbUrl {
                 conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA page_size = {SQLITE_PAGE_SIZE}; \
                      PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                     PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; \
                      PRAGMA cache_size = -{SQLITE_CACHE_KIB}; PRAGMA mmap_size = {SQLITE_MMAP_BYTES}; \
-                     PRAGMA wal_autocheckpoint = 0;"
+                     PRAGMA wal_autocheckpoint = 0;",
+                    tuning.synchronous.pragma()
                 ))?;
                 Ok(AnyConnection::Sqlite(conn))
             }
@@ -223,8 +259,9 @@ impl DbUrl {
 /// On Linux the thread runs at a lower priority (nice 10): its `fsync`s and page copies are
 /// background work, and on a busy machine they should not take a core from the threads that
 /// answer clients. It never holds the writers' lock, so nothing waits for it.
-fn checkpointer(url: DbUrl, rewind_due: Arc<AtomicBool>, wal_max_bytes: u64, alive: Weak<()>) -> Result<(), DbError> {
-    let mut conn = url.connect()?;
+fn checkpointer(url: DbUrl, rewind_due: Arc<AtomicBool>, tuning: SqliteTuning, alive: Weak<()>) -> Result<(), DbError> {
+    let mut conn = url.connect_tuned(&tuning)?;
+    let wal_max_bytes = tuning.wal_max_bytes;
     let frame_bytes = page_size(&mut conn)? + WAL_FRAME_HEADER_BYTES;
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
@@ -289,6 +326,7 @@ fn lower_this_threads_priority() {
 #[derive(Debug, Clone)]
 pub struct Manager {
     url: DbUrl,
+    tuning: SqliteTuning,
 }
 
 impl ManageConnection for Manager {
@@ -296,7 +334,7 @@ impl ManageConnection for Manager {
     type Error = r2d2::Error;
 
     fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
-        self.url.connect().map_err(|e| match e {
+        self.url.connect_tuned(&self.tuning).map_err(|e| match e {
             DbError::Connect(c) => r2d2::Error::ConnectionError(c),
             other => r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(other.to_string())),
         })
@@ -369,14 +407,14 @@ impl Database {
             // database call; broken connections are still caught by `has_broken` and replaced.
             .test_on_check_out(false)
             .connection_timeout(timeout)
-            .build(Manager { url: url.clone() })
+            .build(Manager { url: url.clone(), tuning })
             .map_err(|e| DbError::Pool(e.to_string()))?;
         let write_lock = url.is_sqlite().then(|| Arc::new(Mutex::new(Writer::default())));
         let alive = Arc::new(());
         let file = matches!(&url, DbUrl::Sqlite(path) if path != ":memory:");
         let rewind_due = Arc::new(AtomicBool::new(false));
         if file {
-            checkpointer(url.clone(), rewind_due.clone(), tuning.wal_max_bytes, Arc::downgrade(&alive))?;
+            checkpointer(url.clone(), rewind_due.clone(), tuning, Arc::downgrade(&alive))?;
         }
         Ok(Database { pool, url, write_lock, pinned_writer: file, rewind_due, tuning, _alive: alive })
     }
@@ -449,7 +487,7 @@ impl Database {
         let conn = match &mut writer.conn {
             Some(c) => c,
             empty => {
-                let mut c = self.url.connect()?;
+                let mut c = self.url.connect_tuned(&self.tuning)?;
                 // The writer's connection is the one that rewinds the log: it also cuts the
                 // log's file back when it has grown past the limit.
                 c.batch_execute(&format!("PRAGMA journal_size_limit = {}", self.tuning.wal_max_bytes))?;

@@ -115,7 +115,7 @@ pub struct RegisterBody {
 
 crate::errors!(
     /// Errors of `POST /auth/register`.
-    RegisterErrors: InvalidUsername, InvalidPassword, InvalidPhone, InvalidNickname, UsernameTaken, PhoneTaken
+    RegisterErrors: InvalidUsername, InvalidPassword, InvalidPhone, InvalidNickname, UsernameTaken, PhoneTaken, RateLimited
 );
 
 /// `POST /auth/register`.
@@ -187,7 +187,7 @@ pub struct LoginResponse {
 
 crate::errors!(
     /// Errors of `POST /auth/login`.
-    LoginErrors: InvalidLogin, InvalidDeviceName, InvalidCredentials, UserBanned
+    LoginErrors: InvalidLogin, InvalidDeviceName, InvalidCredentials, UserBanned, RateLimited
 );
 
 /// `POST /auth/login`: a new device with its own token.
@@ -201,6 +201,8 @@ async fn login(state: web::Data<AppState>, body: web::Json<LoginBody>) -> ApiRes
         (None, Some(p)) => p,
         _ => return Err(ApiError::new(ErrorCode::InvalidLogin, "give exactly one of username and phone")),
     };
+    // Before the account is looked up, whether it exists or not (crate::throttle).
+    state.throttle.login_account(&login)?;
     let device_name = body.device_name.unwrap_or_else(|| "unnamed device".into());
     if device_name.chars().count() > DEVICE_NAME_MAX {
         return Err(ApiError::new(ErrorCode::InvalidDeviceName, "device_name must be at most 64 characters"));

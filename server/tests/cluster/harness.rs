@@ -171,6 +171,8 @@ impl Cluster {
             .env("IM__CLUSTER__HEARTBEAT_SECS", heartbeat_secs().to_string())
             .env("IM__CLUSTER__NODE_TTL_SECS", node_ttl_secs().to_string())
             .env("IM__AUTH__BCRYPT_COST", "4")
+            // Every test user logs in from 127.0.0.1 (and through nginx from its address).
+            .env("IM__THROTTLE__ENABLED", "false")
             .env("IM__ADMIN__TOKEN", ADMIN)
             .env("RUST_LOG", std::env::var("IM_TEST_NODE_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::null())

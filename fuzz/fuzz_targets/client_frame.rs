@@ -1,0 +1,8 @@
+//! Fuzz target: `im_fuzz::checks::client_frame` on every input that is UTF-8.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    if let Ok(s) = std::str::from_utf8(data) {
+        im_fuzz::checks::client_frame(s);
+    }
+});

@@ -1,0 +1,3 @@
+//! The fuzz targets' shared code: [`checks`] holds what each target does with its input.
+
+pub mod checks;
