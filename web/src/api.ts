@@ -69,3 +69,56 @@ export async function all<T>(path: string, maxPages = 20): Promise<T[]> {
   }
   return out;
 }
+
+/**
+ * Uploads a file's bytes (`POST /api/v1/uploads?name=`, the raw body) with XMLHttpRequest, whose
+ * upload events give the progress that fetch does not. `done` resolves to the Attachment.
+ */
+export function upload(
+  body: Blob,
+  name: string,
+  voice: boolean,
+  progress: (fraction: number) => void,
+): { done: Promise<import('./types').Attachment>; abort: () => void } {
+  const xhr = new XMLHttpRequest();
+  const done = new Promise<import('./types').Attachment>((resolve, reject) => {
+    xhr.open('POST', `/api/v1/uploads?name=${encodeURIComponent(name)}${voice ? '&kind=voice' : ''}`);
+    if (token) xhr.setRequestHeader('Authorization', `Bearer ${token}`);
+    xhr.setRequestHeader('Content-Type', body.type || 'application/octet-stream');
+    xhr.upload.onprogress = (e) => e.lengthComputable && progress(e.loaded / e.total);
+    xhr.onerror = () => reject(new ApiError(0, 'network', 'the server cannot be reached'));
+    xhr.onabort = () => reject(new ApiError(0, 'aborted', 'upload cancelled'));
+    xhr.onload = () => {
+      let data: any = null;
+      try {
+        data = JSON.parse(xhr.responseText);
+      } catch {
+        data = null;
+      }
+      if (xhr.status >= 200 && xhr.status < 300 && data) resolve(data);
+      else {
+        if (xhr.status === 401 && token) onUnauthorized();
+        reject(new ApiError(xhr.status, data?.error ?? 'http_' + xhr.status, data?.message ?? xhr.statusText));
+      }
+    };
+    xhr.send(body);
+  });
+  return { done, abort: () => xhr.abort() };
+}
+
+const blobs = new Map<string, Promise<string>>();
+
+/** An object URL of an authorised download (the token stays in a header, not in the URL). */
+export function blobUrl(path: string): Promise<string> {
+  let p = blobs.get(path);
+  if (!p) {
+    p = (async () => {
+      const res = await fetch(`/api/v1${path}`, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+      if (!res.ok) throw new ApiError(res.status, 'http_' + res.status, res.statusText);
+      return URL.createObjectURL(await res.blob());
+    })();
+    p.catch(() => blobs.delete(path));
+    blobs.set(path, p);
+  }
+  return p;
+}

@@ -15,6 +15,7 @@ import type {
   History,
   Login,
   Member,
+  Attachment,
   Message,
   OwnUser,
   PublicUser,
@@ -25,6 +26,7 @@ import type {
 const FINAL_SEND_ERRORS = new Set([
   'invalid_id', 'empty_message', 'message_too_long', 'mentions_not_allowed', 'unknown_conversation',
   'not_friends', 'group_dissolved', 'muted', 'mention_all_forbidden', 'invalid_mentions', 'invalid_frame',
+  'invalid_reply', 'invalid_forward', 'message_not_found', 'upload_not_found', 'already_recalled',
 ]);
 const PAGE = 50;
 const RESEND_MS = 8_000;
@@ -95,6 +97,19 @@ export class Store {
   /** From `GET /api/v1/limits`: how long my messages can be recalled, and how long they may be. */
   recallWindowMs = RECALL_WINDOW_MS;
   maxChars = 4000;
+  /** How long my text messages can be edited (0: not at all), and the reactions offered. */
+  editWindowMs = 15 * 60_000;
+  reactions: string[] = [];
+  maxReactions = 20;
+  /** Upload limits (bytes per kind), when the server has uploads. */
+  uploadLimits: { max_image_bytes: number; max_voice_bytes: number; max_file_bytes: number } | null = null;
+  /** The message the composer replies to, per conversation. */
+  replying = new Map<string, Message>();
+  /** The message being edited in place (conv#seq), and edits sent but not acked (by client id). */
+  editing: string | null = null;
+  private edits = new Map<string, { conv: string; seq: number; body: string }>();
+  /** Uploads in flight: conv -> file name and progress (0..1). */
+  uploading = new Map<string, { name: string; progress: number; abort: () => void }>();
 
   private socket: Socket | null = null;
   private listeners = new Set<() => void>();
@@ -159,9 +174,20 @@ export class Store {
     addEventListener('popstate', () => this.navigate(location.pathname, true));
     document.addEventListener('visibilitychange', () => this.markRead());
     addEventListener('focus', () => this.markRead());
-    A.get<{ recall_window_secs: number; max_message_chars: number }>('/limits').then((l) => {
+    A.get<{
+      recall_window_secs: number;
+      max_message_chars: number;
+      edit_window_secs?: number;
+      reactions?: string[];
+      max_reactions_per_message?: number;
+      uploads?: Store['uploadLimits'];
+    }>('/limits').then((l) => {
       this.recallWindowMs = l.recall_window_secs * 1000;
       this.maxChars = l.max_message_chars;
+      if (l.edit_window_secs !== undefined) this.editWindowMs = l.edit_window_secs * 1000;
+      this.reactions = l.reactions ?? [];
+      this.maxReactions = l.max_reactions_per_message ?? this.maxReactions;
+      this.uploadLimits = l.uploads ?? null;
       this.changed();
     }, () => {});
     const saved = await S.restore();
@@ -386,8 +412,9 @@ export class Store {
       this.loading.add(conv);
       this.changed();
       try {
+        const asked = Date.now();
         const page = await A.get<History>(`/conversations/${conv}/messages?limit=${PAGE}`);
-        T.applyNewest(tl, page, this.me.id);
+        T.applyNewest(tl, page, this.me.id, asked);
                 const c = this.convs.get(conv);
         if (c?.kind === 'direct') {
           T.applyReceipt(tl, 'delivered', c.peer_delivered_seq ?? 0);
@@ -406,6 +433,20 @@ export class Store {
     this.changed();
   }
 
+  /** Merges the current view of the newest page (edits and reactions made while I was away). */
+  private async refreshNewest(conv: string): Promise<void> {
+    const tl = this.timelines.get(conv);
+    if (!tl || !this.me) return;
+    const asked = Date.now();
+    try {
+      const page = await A.get<History>(`/conversations/${conv}/messages?limit=${PAGE}`);
+      T.mergeMessages(tl, page.messages, this.me.id, asked);
+      this.changed();
+    } catch {
+      // The next reconnect tries again.
+    }
+  }
+
   /** Loads the page before the oldest message held; resolves to whether anything was added. */
   async loadOlder(conv: string): Promise<boolean> {
     const tl = this.timelines.get(conv);
@@ -414,8 +455,9 @@ export class Store {
     if (cursor === null || this.loading.has(conv + '<')) return false;
     this.loading.add(conv + '<');
     try {
+      const asked = Date.now();
       const page = await A.get<History>(`/conversations/${conv}/messages?before_seq=${cursor}&limit=${PAGE}`);
-      T.applyOlder(tl, page, this.me.id);
+      T.applyOlder(tl, page, this.me.id, asked);
       this.changed();
       return page.messages.length > 0;
     } finally {
@@ -495,12 +537,30 @@ export class Store {
     else localStorage.removeItem(this.outboxKey());
   }
 
-  send(conv: string, body: string, mentions: number[] = [], mentionAll = false): void {
+  send(
+    conv: string,
+    body: string,
+    mentions: number[] = [],
+    mentionAll = false,
+    extra: { reply?: Message; attachment?: Attachment; forward?: Message } = {},
+  ): void {
     if (!this.me) return;
     const id = `w${this.deviceId}-${Date.now().toString(36)}-${(counter++).toString(36)}`;
     const p: T.Pending = { id, conv, from: this.me.id, body, ts: Date.now() };
     if (mentions.length) p.mentions = mentions;
     if (mentionAll) p.mention_all = true;
+    if (extra.reply) {
+      p.reply_to = extra.reply.seq;
+      p.reply = T.quoteOf(extra.reply);
+    }
+    if (extra.attachment) p.attachment = extra.attachment;
+    if (extra.forward) {
+      const f = extra.forward;
+      p.forward = { conv: f.conv, seq: f.seq };
+      p.forwarded_from = f.forwarded_from ?? f.from;
+      p.body = f.body ?? '';
+      if (f.attachment) p.attachment = f.attachment;
+    }
     T.addPending(this.timeline(conv), p);
     this.saveOutbox();
     this.transmit(p);
@@ -508,10 +568,56 @@ export class Store {
   }
 
   private transmit(p: T.Pending) {
-    const frame: Record<string, unknown> = { type: 'send', id: p.id, conv: p.conv, body: p.body };
+    const frame: Record<string, unknown> = { type: 'send', id: p.id, conv: p.conv, body: p.forward ? '' : p.body };
     if (p.mentions?.length) frame.mentions = p.mentions;
     if (p.mention_all) frame.mention_all = true;
+    if (p.reply_to) frame.reply_to = p.reply_to;
+    if (p.forward) frame.forward = p.forward;
+    else if (p.attachment) frame.attachment = p.attachment.id;
     if (this.socket?.send(frame)) this.sentAt.set(p.id, Date.now());
+  }
+
+  /** Replaces the body of one of my text messages (the `edited` frame shows it everywhere). */
+  edit(conv: string, seq: number, body: string): void {
+    const id = `e${this.deviceId}-${Date.now().toString(36)}-${(counter++).toString(36)}`;
+    this.edits.set(id, { conv, seq, body });
+    if (!this.socket?.send({ type: 'edit', id, conv, seq, body })) {
+      this.edits.delete(id);
+      this.say(txt('offline_action'));
+    }
+  }
+
+  /** Adds or removes my reaction `emoji` (the `reaction` frame comes back to every device). */
+  react(conv: string, seq: number, emoji: string, on: boolean): void {
+    if (!this.socket?.send({ type: 'react', conv, seq, emoji, on })) this.say(txt('offline_action'));
+  }
+
+  /** Uploads a file (with progress), then sends it as a message of `conv`. */
+  async sendFile(conv: string, file: File, caption = '', voice = false): Promise<void> {
+    const limits = this.uploadLimits;
+    const kind = voice ? 'voice' : file.type.startsWith('image/') ? 'image' : 'file';
+    const max = limits ? limits[`max_${kind}_bytes` as const] : Infinity;
+    if (file.size > max) {
+      this.say(txt('err_upload_too_large'));
+      return;
+    }
+    const up = A.upload(file, file.name, voice, (progress) => {
+      const u = this.uploading.get(conv);
+      if (u) u.progress = progress;
+      this.changed();
+    });
+    this.uploading.set(conv, { name: file.name, progress: 0, abort: up.abort });
+    this.changed();
+    try {
+      const attachment = await up.done;
+      this.send(conv, caption, [], false, { attachment, reply: this.replying.get(conv) });
+      this.replying.delete(conv);
+    } catch (e) {
+      if (!(e instanceof A.ApiError && e.code === 'aborted')) this.say(errorText(e));
+    } finally {
+      this.uploading.delete(conv);
+      this.changed();
+    }
   }
 
   /** Sends again every unacked message (all of them, or those waiting too long). */
@@ -571,6 +677,7 @@ export class Store {
         void this.connected();
         break;
       case 'ack': {
+        if (this.edits.delete(f.id)) break; // an edit: its `edited` frame shows it
         const tl = this.timeline(f.conv);
         const msg = T.applyAck(tl, f, me);
         this.sentAt.delete(f.id);
@@ -624,6 +731,18 @@ export class Store {
         if (tl) T.applyDeleted(tl, f.seq);
         break;
       }
+      case 'edited': {
+        const tl = this.timelines.get(f.conv);
+        if (tl) T.applyEdited(tl, f);
+        const c = this.convs.get(f.conv);
+        if (c?.last_message?.seq === f.seq) c.last_message = { ...c.last_message, preview: f.body.slice(0, 100) };
+        break;
+      }
+      case 'reaction': {
+        const tl = this.timelines.get(f.conv);
+        if (tl) T.applyReaction(tl, f, me);
+        break;
+      }
       case 'typing': {
         let m = this.typing.get(f.conv);
         if (!m) this.typing.set(f.conv, (m = new Map()));
@@ -674,7 +793,8 @@ export class Store {
       return;
     }
     if (m.seq >= (c.last_message?.seq ?? 0)) {
-      c.last_message = { seq: m.seq, ts: m.ts, from: m.from, preview: m.kind === 'text' ? (m.body ?? '').slice(0, 100) : null };
+      const text = m.body ? m.body.slice(0, 100) : m.attachment ? `[${txt('att_' + m.attachment.kind)}] ${m.attachment.name}` : '';
+      c.last_message = { seq: m.seq, ts: m.ts, from: m.from, preview: m.kind === 'text' ? text : null };
     }
     c.max_seq = Math.max(c.max_seq, m.seq);
     if (mine) c.read_seq = Math.max(c.read_seq, m.seq);
@@ -722,6 +842,9 @@ export class Store {
         void this.openConv(conv);
       } else this.sync(conv, tl.syncedTo);
     }
+    // Edits and reactions of messages held from before are not in `sync` (it brings newer
+    // seqs only): the newest page brings their current view.
+    for (const [conv, tl] of this.timelines) if (tl.loaded) void this.refreshNewest(conv);
     if (resendToo) this.resend(true);
     for (const c of this.convs.values()) {
       if (c.kind === 'direct' && c.unread > 0) this.delivered(c.conv, c.max_seq);
@@ -768,6 +891,10 @@ export class Store {
   }
 
   private onError(f: { code: string; message: string; id?: string }) {
+    if (f.id && this.edits.delete(f.id)) {
+      this.say(errorText(new A.ApiError(0, f.code, f.message)));
+      return;
+    }
     if (f.id) {
       for (const tl of this.timelines.values()) {
         if (!tl.pending.some((p) => p.id === f.id)) continue;

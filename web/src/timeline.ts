@@ -7,7 +7,7 @@
 // keyed by seq; an echo is matched by its client id, so a message I sent is shown once whether
 // its ack, a `msg` copy or a synced page arrives first.
 
-import type { Message } from './types';
+import type { Attachment, Message, Quote, ReactionCount } from './types';
 
 /** A message I sent that has no ack yet. */
 export interface Pending {
@@ -18,6 +18,14 @@ export interface Pending {
   ts: number;
   mentions?: number[];
   mention_all?: boolean;
+  /** The seq this message replies to, and the quote shown until the server's copy arrives. */
+  reply_to?: number;
+  reply?: Quote;
+  /** A forward of this message (body: the original's text, shown until the ack). */
+  forward?: { conv: string; seq: number };
+  forwarded_from?: number;
+  /** An upload this message carries. */
+  attachment?: Attachment;
   /** A refusal that resending will not change (`not_friends`, `muted`, ...). */
   failed?: string;
 }
@@ -39,6 +47,12 @@ export interface Timeline {
   deleted: Set<number>;
   /** The newest page has been loaded (before that the timeline only holds my echoes). */
   loaded: boolean;
+  /** Live `reaction` frames applied: `seq:user:emoji` -> the frame's `at` (applied once each). */
+  reactAt: Map<string, number>;
+  /** When (local clock) a live frame last changed a message's reactions, by seq. */
+  touched: Map<number, number>;
+  /** Messages made from an `ack` (no server copy yet): the next copy of them replaces them. */
+  local: Set<number>;
 }
 
 export type Tick = 'sending' | 'failed' | 'sent' | 'delivered' | 'read';
@@ -47,7 +61,7 @@ export type Tick = 'sending' | 'failed' | 'sent' | 'delivered' | 'read';
 export type Row = { kind: 'stored'; msg: Message } | { kind: 'pending'; msg: Pending };
 
 export function emptyTimeline(conv: string): Timeline {
-  return { conv, msgs: [], pending: [], hasOlder: false, syncedTo: 0, peerDelivered: 0, peerRead: 0, deleted: new Set(), loaded: false };
+  return { conv, msgs: [], pending: [], hasOlder: false, syncedTo: 0, peerDelivered: 0, peerRead: 0, deleted: new Set(), loaded: false, reactAt: new Map(), touched: new Map(), local: new Set() };
 }
 
 /** Index of the first message with seq >= `seq` (binary search). */
@@ -64,10 +78,12 @@ function lowerBound(msgs: Message[], seq: number): number {
 
 /**
  * Merges stored messages (live, synced or a history page) into the timeline. A seq already held
- * is replaced only by a newer view of it (a recall), never duplicated; my own messages clear the
- * echo with the same client id. Returns the same timeline object, changed in place.
+ * is never duplicated: the held message takes what is newer in the incoming view (a recall, a
+ * later edit, the reactions when no live frame changed them after `fetchedAt`, the local clock
+ * when the view was asked for), and a message built from my `ack` is replaced by the server's
+ * copy. My own messages clear the echo with the same client id. Changes the timeline in place.
  */
-export function mergeMessages(tl: Timeline, incoming: Message[], me: number): Timeline {
+export function mergeMessages(tl: Timeline, incoming: Message[], me: number, fetchedAt = -Infinity): Timeline {
   for (const m of incoming) {
     if (m.conv !== tl.conv || tl.deleted.has(m.seq)) continue;
     if (m.from === me) tl.pending = tl.pending.filter((p) => p.id !== m.id);
@@ -77,12 +93,35 @@ export function mergeMessages(tl: Timeline, incoming: Message[], me: number): Ti
     const at = lowerBound(tl.msgs, m.seq);
     const there = tl.msgs[at];
     if (there && there.seq === m.seq) {
-      if (m.recalled && !there.recalled) tl.msgs[at] = m;
+      tl.msgs[at] = newerView(tl, there, m, fetchedAt);
       continue;
     }
     tl.msgs.splice(at, 0, m);
   }
   return tl;
+}
+
+/** One message seen twice: what the timeline keeps. */
+function newerView(tl: Timeline, held: Message, m: Message, fetchedAt: number): Message {
+  if (tl.local.delete(m.seq)) return held.recalled && !m.recalled ? recalledView(m) : m;
+  if (held.recalled) return held;
+  if (m.recalled) return m;
+  let out = held;
+  if ((m.edited_at ?? 0) > (held.edited_at ?? 0)) out = { ...out, body: m.body, edited_at: m.edited_at };
+  const changedLive = tl.touched.get(m.seq);
+  if (m.reactions && (changedLive === undefined || changedLive < fetchedAt)) out = { ...out, reactions: m.reactions };
+  if (m.reply && (!out.reply || quoteRank(m.reply) > quoteRank(out.reply))) out = { ...out, reply: m.reply };
+  return out;
+}
+
+/** Quotes only get worse to read (visible -> recalled / deleted). */
+function quoteRank(q: Quote): number {
+  return q.state === 'visible' ? 0 : 1;
+}
+
+function recalledView(m: Message): Message {
+  const { body: _b, attachment: _a, reactions: _r, ...rest } = m;
+  return { ...rest, recalled: true };
 }
 
 /**
@@ -119,8 +158,13 @@ export function applySynced(
 }
 
 /** The newest page of history (HTTP, no `before_seq`): the timeline's starting window. */
-export function applyNewest(tl: Timeline, page: { messages: Message[]; has_more: boolean; max_seq: number }, me: number): Timeline {
-  mergeMessages(tl, page.messages, me);
+export function applyNewest(
+  tl: Timeline,
+  page: { messages: Message[]; has_more: boolean; max_seq: number },
+  me: number,
+  fetchedAt = -Infinity,
+): Timeline {
+  mergeMessages(tl, page.messages, me, fetchedAt);
   tl.hasOlder = page.has_more;
   tl.syncedTo = Math.max(tl.syncedTo, page.max_seq);
   tl.loaded = true;
@@ -128,8 +172,8 @@ export function applyNewest(tl: Timeline, page: { messages: Message[]; has_more:
 }
 
 /** An older page (HTTP `before_seq`): prepended. */
-export function applyOlder(tl: Timeline, page: { messages: Message[]; has_more: boolean }, me: number): Timeline {
-  mergeMessages(tl, page.messages, me);
+export function applyOlder(tl: Timeline, page: { messages: Message[]; has_more: boolean }, me: number, fetchedAt = -Infinity): Timeline {
+  mergeMessages(tl, page.messages, me, fetchedAt);
   tl.hasOlder = page.has_more;
   return tl;
 }
@@ -154,7 +198,12 @@ export function applyAck(tl: Timeline, ack: { id: string; seq: number; ts: numbe
   const msg: Message = { conv: tl.conv, seq: ack.seq, from: me, id: p.id, kind: 'text', body: p.body, ts: ack.ts };
   if (p.mentions?.length) msg.mentions = p.mentions;
   if (p.mention_all) msg.mention_all = true;
+  if (p.reply) msg.reply = p.reply;
+  if (p.forward) msg.forwarded_from = p.forwarded_from;
+  if (p.attachment) msg.attachment = p.attachment;
+  const fresh = !tl.msgs.some((m) => m.seq === ack.seq);
   mergeMessages(tl, [msg], me);
+  if (fresh) tl.local.add(ack.seq);
   if (ack.seq === tl.syncedTo + 1) tl.syncedTo = ack.seq;
   return msg;
 }
@@ -175,17 +224,97 @@ export function dropPending(tl: Timeline, id: string): Timeline {
 export function applyRecalled(tl: Timeline, seq: number): Timeline {
   const at = lowerBound(tl.msgs, seq);
   const m = tl.msgs[at];
-  if (m && m.seq === seq) {
-    const { body: _body, ...rest } = m;
-    tl.msgs[at] = { ...rest, recalled: true };
-  }
+  if (m && m.seq === seq) tl.msgs[at] = recalledView(m);
+  setQuotes(tl, seq, (q) => ({ seq: q.seq, state: 'recalled' }));
   return tl;
 }
 
 export function applyDeleted(tl: Timeline, seq: number): Timeline {
   tl.deleted.add(seq);
   tl.msgs = tl.msgs.filter((m) => m.seq !== seq);
+  setQuotes(tl, seq, (q) => ({ seq: q.seq, state: 'deleted' }));
   return tl;
+}
+
+/** Changes the quotes of every held reply to `seq`. */
+function setQuotes(tl: Timeline, seq: number, f: (q: Quote) => Quote) {
+  for (let i = 0; i < tl.msgs.length; i++) {
+    const q = tl.msgs[i].reply;
+    if (q && q.seq === seq) tl.msgs[i] = { ...tl.msgs[i], reply: f(q) };
+  }
+}
+
+/** How many characters of the quoted text a locally made quote keeps (as the server's). */
+export const QUOTE_CHARS = 100;
+
+/**
+ * An `edited` frame: the body is replaced if the edit is newer than the one held (frames and
+ * pages may come in any order and twice); quotes of it show the new text. Returns whether it
+ * changed anything.
+ */
+export function applyEdited(tl: Timeline, f: { seq: number; body: string; edited_at: number }): boolean {
+  const at = lowerBound(tl.msgs, f.seq);
+  const m = tl.msgs[at];
+  if (!m || m.seq !== f.seq || m.recalled || (m.edited_at ?? 0) >= f.edited_at) return false;
+  tl.msgs[at] = { ...m, body: f.body, edited_at: f.edited_at };
+  setQuotes(tl, f.seq, (q) => (q.state === 'visible' ? { ...q, preview: f.body.slice(0, QUOTE_CHARS) } : q));
+  return true;
+}
+
+/**
+ * A `reaction` frame: applied once (a frame not newer than the last one applied for the same
+ * message, user and emoji is dropped), and only to a held message (a page brings the counts of
+ * the others). Returns whether it changed anything.
+ */
+export function applyReaction(
+  tl: Timeline,
+  f: { seq: number; user: number; emoji: string; on: boolean; at: number },
+  me: number,
+  now = Date.now(),
+): boolean {
+  const key = `${f.seq}:${f.user}:${f.emoji}`;
+  if ((tl.reactAt.get(key) ?? -Infinity) >= f.at) return false;
+  const i = lowerBound(tl.msgs, f.seq);
+  const m = tl.msgs[i];
+  if (!m || m.seq !== f.seq || m.recalled) return false;
+  tl.reactAt.set(key, f.at);
+  const list = (m.reactions ?? []).map((r) => ({ ...r }));
+  let r = list.find((x) => x.emoji === f.emoji);
+  const mine = f.user === me;
+  if (f.on) {
+    // My own reaction already counted (the page said `mine`): nothing to add.
+    if (mine && r?.mine) return false;
+    if (!r) list.push((r = { emoji: f.emoji, count: 0 }));
+    r.count += 1;
+    if (mine) r.mine = true;
+  } else {
+    if (!r || (mine && !r.mine)) return false;
+    r.count -= 1;
+    if (mine) delete r.mine;
+  }
+  tl.msgs[i] = { ...m, reactions: list.filter((x) => x.count > 0) };
+  tl.touched.set(f.seq, now);
+  return true;
+}
+
+/** The quote a reply to `m` shows before the server's copy comes back. */
+export function quoteOf(m: Message): Quote {
+  if (m.recalled) return { seq: m.seq, state: 'recalled' };
+  const q: Quote = { seq: m.seq, state: 'visible', from: m.from, preview: m.body ? m.body.slice(0, QUOTE_CHARS) : null };
+  if (m.attachment) q.attachment = m.attachment.kind;
+  return q;
+}
+
+/** Whether I may still edit a message: my own text (not a forward), not recalled, in the window. */
+export function canEdit(m: Message, me: number, now: number, windowMs: number): boolean {
+  return (
+    windowMs > 0 && m.from === me && m.kind === 'text' && !m.recalled && m.forwarded_from === undefined && !!m.body && now - m.ts < windowMs
+  );
+}
+
+/** The reactions after I toggle `emoji` (what to send: `on`). */
+export function toggleOf(m: Message, emoji: string): boolean {
+  return !m.reactions?.some((r) => r.emoji === emoji && r.mine);
 }
 
 /** Receipts only move forward ("at least"). */

@@ -132,6 +132,45 @@ export interface Message {
   recalled?: boolean;
   mentions?: number[];
   mention_all?: boolean;
+  /** The message this one replies to, as I see it. */
+  reply?: Quote;
+  /** A forward: who sent the original. */
+  forwarded_from?: number;
+  /** The file it carries (absent once recalled). */
+  attachment?: Attachment;
+  /** When its body was last edited (ms; the body is the latest). */
+  edited_at?: number;
+  /** Reactions per emoji (history and sync; live changes come as `reaction` frames). */
+  reactions?: ReactionCount[];
+}
+
+/** What a reader sees of the message a reply quotes. */
+export interface Quote {
+  seq: number;
+  state: 'visible' | 'recalled' | 'deleted' | 'not_visible';
+  from?: number;
+  preview?: string | null;
+  attachment?: AttachmentKind;
+}
+
+export type AttachmentKind = 'image' | 'voice' | 'file';
+
+/** An upload (`POST /api/v1/uploads`), as a message carries it. */
+export interface Attachment {
+  id: string;
+  kind: AttachmentKind;
+  name: string;
+  mime: string;
+  size: number;
+  width?: number;
+  height?: number;
+  thumb?: boolean;
+}
+
+export interface ReactionCount {
+  emoji: string;
+  count: number;
+  mine?: boolean;
 }
 
 export interface Page<T> {
@@ -158,6 +197,8 @@ export type ServerFrame =
   | { type: 'read_mark'; conv: string; seq: number; unread: number }
   | { type: 'recalled'; conv: string; seq: number }
   | { type: 'deleted'; conv: string; seq: number }
+  | { type: 'edited'; conv: string; seq: number; body: string; edited_at: number }
+  | { type: 'reaction'; conv: string; seq: number; user: number; emoji: string; on: boolean; at: number }
   | { type: 'typing'; conv: string; from: number }
   | ({ type: 'synced' } & History)
   | { type: 'presence'; user_id: number; online: boolean }

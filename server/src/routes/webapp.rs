@@ -22,10 +22,11 @@ struct Assets;
 /// Paths that belong to the server, not to the app: unknown ones stay JSON 404s.
 const SERVER_PREFIXES: [&str; 6] = ["/api", "/admin", "/ws", "/metrics", "/healthz", "/readyz"];
 
-/// Only this origin: scripts and styles from our files, images also as `data:`/`blob:` URLs,
+/// Only this origin: scripts and styles from our files, images also as `data:`/`blob:` URLs and
+/// audio as `blob:` URLs (attachments fetched with the token),
 /// HTTP and WebSocket connections to this host; never framed.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; object-src 'none'; \
+     img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; \
      base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
 /// Hashed build output: never changes under the same name.

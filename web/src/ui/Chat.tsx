@@ -8,6 +8,7 @@ import { attempt, useStore, useTick } from './hooks';
 import { Avatar, ConvMenu } from './ConvList';
 import { GroupInfo } from './Groups';
 import { Icon } from './Icon';
+import { AttachmentView, ForwardPicker, QuoteView, ReactionPicker, Reactions } from './Rich';
 
 /** A system message's body as a sentence. */
 export function systemText(m: Message): string {
@@ -76,11 +77,64 @@ function Readers({ gid, seq }: { gid: number; seq: number }) {
   );
 }
 
+/** Scrolls the timeline to a message it holds, and flashes it. */
+function jumpTo(seq: number) {
+  const el = document.querySelector<HTMLElement>(`[data-testid="timeline"] [data-seq="${seq}"]`);
+  if (!el) {
+    store.say(t('quote_not_loaded'));
+    return;
+  }
+  el.scrollIntoView({ block: 'center' });
+  el.classList.add('flash');
+  setTimeout(() => el.classList.remove('flash'), 1500);
+}
+
+function EditBox({ conv, m }: { conv: string; m: Message }) {
+  const [text, setText] = useState(m.body ?? '');
+  const done = () => {
+    store.editing = null;
+    store.changed();
+  };
+  const save = () => {
+    const body = text.trim();
+    if (body && body !== m.body) store.edit(conv, m.seq, body);
+    done();
+  };
+  return (
+    <form class="edit-box" onSubmit={(e) => (e.preventDefault(), save())}>
+      <textarea
+        value={text}
+        rows={2}
+        maxLength={store.maxChars}
+        aria-label={t('edit')}
+        data-testid="edit-input"
+        ref={(el) => el?.focus()}
+        onInput={(e) => setText(e.currentTarget.value)}
+        onKeyDown={(e) => {
+          if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) (e.preventDefault(), save());
+          else if (e.key === 'Escape') done();
+        }}
+      />
+      <div class="row">
+        <button class="primary" type="submit" data-testid="edit-save">
+          {t('save')}
+        </button>
+        <button type="button" onClick={done}>
+          {t('cancel')}
+        </button>
+      </div>
+    </form>
+  );
+}
+
 function Bubble({ conv, row, tl, group }: { conv: string; row: T.Row; tl: T.Timeline; group: boolean }) {
   const s = store;
   const me = s.me?.id ?? 0;
   const [menu, setMenu] = useState(false);
   const [readers, setReaders] = useState(false);
+  const [picking, setPicking] = useState(false);
+  const [forwarding, setForwarding] = useState(false);
+  const [down, setDown] = useState(false); // open the menu below the bubble (near the top)
   const m = row.msg;
   const mine = m.from === me;
   if (row.kind === 'stored' && row.msg.kind === 'system') {
@@ -95,6 +149,12 @@ function Bubble({ conv, row, tl, group }: { conv: string; row: T.Row; tl: T.Time
   const recallable =
     stored && T.canRecall(stored, me, Date.now(), s.recallWindowMs) && !s.notRecallable.has(`${conv}#${stored.seq}`);
   const mentionsMe = stored && !mine && (stored.mention_all || stored.mentions?.includes(me));
+  const editable = stored && T.canEdit(stored, me, Date.now(), s.editWindowMs);
+  const editing = stored && s.editing === `${conv}#${stored.seq}`;
+  const reply = row.kind === 'pending' ? row.msg.reply : stored?.reply;
+  const att = row.kind === 'pending' ? row.msg.attachment : stored?.attachment;
+  const fwd = row.kind === 'pending' ? row.msg.forwarded_from : stored?.forwarded_from;
+  const body = (row.kind === 'pending' ? row.msg.body : stored?.body) ?? '';
   return (
     <li
       class={`msg ${mine ? 'mine' : ''} ${mentionsMe ? 'mentions-me' : ''}`}
@@ -105,16 +165,32 @@ function Bubble({ conv, row, tl, group }: { conv: string; row: T.Row; tl: T.Time
     >
       {group && !mine && <div class="who small">{s.nameOf(m.from)}</div>}
       <div class="bubble">
+        {reply && !stored?.recalled && <QuoteView q={reply} onJump={jumpTo} />}
+        {fwd !== undefined && !stored?.recalled && (
+          <div class="fwd small muted" data-testid="forwarded">
+            {t('forwarded_from', { name: s.nameOf(fwd) })}
+          </div>
+        )}
+        {att && !stored?.recalled && <AttachmentView a={att} />}
         {stored?.recalled ? (
           <i class="muted" data-testid="recalled">
             {t('recalled_msg')}
           </i>
+        ) : editing ? (
+          <EditBox conv={conv} m={stored} />
         ) : (
-          <span class="body" data-testid="msg-body">
-            {(row.kind === 'pending' ? row.msg.body : stored?.body) ?? ''}
-          </span>
+          (body || !att) && (
+            <span class="body" data-testid="msg-body">
+              {body}
+            </span>
+          )
         )}
         <span class="meta small">
+          {stored?.edited_at && !stored.recalled && (
+            <span class="edited" data-testid="edited" title={fmtTime(stored.edited_at)}>
+              {t('edited')}{' '}
+            </span>
+          )}
           {fmtTime(m.ts)}
           {tick && (!group || tick === 'sending' || tick === 'failed') && (
             <span class={`tick ${tick}`} title={t('tick_' + tick)} aria-label={t('tick_' + tick)}>
@@ -124,11 +200,20 @@ function Bubble({ conv, row, tl, group }: { conv: string; row: T.Row; tl: T.Time
           )}
         </span>
         {stored && !stored.recalled && (
-          <button class="icon-btn more" aria-label={t('menu')} data-testid="msg-menu-btn" onClick={() => setMenu(!menu)}>
+          <button class="icon-btn more" aria-label={t('menu')} data-testid="msg-menu-btn"
+            onClick={(e) => {
+              const box = e.currentTarget.closest('.timeline')?.getBoundingClientRect();
+              setDown(!!box && e.currentTarget.getBoundingClientRect().top < box.top + box.height / 2);
+              setMenu(!menu);
+            }}
+          >
             <Icon name="more" size={14} />
           </button>
         )}
       </div>
+      {stored && <Reactions m={stored} />}
+      {picking && stored && <ReactionPicker m={stored} onDone={() => setPicking(false)} />}
+      {forwarding && stored && <ForwardPicker m={stored} onDone={() => setForwarding(false)} />}
       {row.kind === 'pending' && row.msg.failed && (
         <div class="small error">
           {t('err_' + row.msg.failed) !== 'err_' + row.msg.failed ? t('err_' + row.msg.failed) : row.msg.failed}{' '}
@@ -141,7 +226,27 @@ function Bubble({ conv, row, tl, group }: { conv: string; row: T.Row; tl: T.Time
         </div>
       )}
       {menu && stored && (
-        <div class="menu" role="menu" data-testid="msg-menu">
+        <div class={`menu ${down ? 'down' : ''}`} role="menu" data-testid="msg-menu">
+          {stored.kind === 'text' && (
+            <button role="menuitem" data-testid="reply" onClick={() => (s.replying.set(conv, stored), setMenu(false), s.changed())}>
+              {t('reply')}
+            </button>
+          )}
+          {editable && (
+            <button role="menuitem" data-testid="edit" onClick={() => ((s.editing = `${conv}#${stored.seq}`), setMenu(false), s.changed())}>
+              {t('edit')}
+            </button>
+          )}
+          {stored.kind === 'text' && s.reactions.length > 0 && (
+            <button role="menuitem" data-testid="react" onClick={() => (setPicking(!picking), setMenu(false))}>
+              {t('react')}
+            </button>
+          )}
+          {stored.kind === 'text' && (
+            <button role="menuitem" data-testid="forward" onClick={() => (setForwarding(true), setMenu(false))}>
+              {t('forward')}
+            </button>
+          )}
           {recallable && (
             <button role="menuitem" data-testid="recall" onClick={() => (s.recall(conv, stored.seq), setMenu(false))}>
               {t('recall')}
@@ -275,13 +380,16 @@ function Composer({ conv }: { conv: string }) {
       if (id === -1) all = true;
       else if (!mentions.includes(id)) mentions.push(id);
     }
-    s.send(conv, body, mentions, all);
+    s.send(conv, body, mentions, all, { reply: s.replying.get(conv) });
+    s.replying.delete(conv);
     chosen.current.clear();
     setText('');
     setPicker(null);
   }
 
   if (blocked) return <div class="composer blocked muted" data-testid="composer-blocked">{blocked}</div>;
+  const replying = s.replying.get(conv);
+  const up = s.uploading.get(conv);
   return (
     <form
       class="composer"
@@ -290,6 +398,45 @@ function Composer({ conv }: { conv: string }) {
         submit();
       }}
     >
+      {(replying || up) && (
+        <div class="composer-bar small">
+          {replying && (
+            <div class="reply-bar" data-testid="reply-bar">
+              <span class="grow clip">
+                {t('replying_to', { name: s.nameOf(replying.from) })}: {(replying.body ?? '').slice(0, 80)}
+              </span>
+              <button type="button" class="icon-btn" aria-label={t('cancel')} data-testid="reply-cancel" onClick={() => (s.replying.delete(conv), s.changed())}>
+                <Icon name="close" size={14} />
+              </button>
+            </div>
+          )}
+          {up && (
+            <div class="upload-bar" data-testid="upload-progress" data-progress={Math.round(up.progress * 100)}>
+              <span class="clip grow">
+                {t('uploading', { name: up.name })} {Math.round(up.progress * 100)}%
+              </span>
+              <progress max={1} value={up.progress} />
+              <button type="button" class="icon-btn" aria-label={t('cancel')} onClick={() => up.abort()}>
+                <Icon name="close" size={14} />
+              </button>
+            </div>
+          )}
+        </div>
+      )}
+      <label class="icon-btn attach" aria-label={t('attach')} title={t('attach')}>
+        <Icon name="clip" />
+        <input
+          type="file"
+          hidden
+          data-testid="attach-input"
+          onChange={(e) => {
+            const f = e.currentTarget.files?.[0];
+            e.currentTarget.value = '';
+            if (f) void s.sendFile(conv, f, text.trim(), f.type.startsWith('audio/'));
+            if (f) setText('');
+          }}
+        />
+      </label>
       {picker && options.length > 0 && (
         <ul class="picker" role="listbox" data-testid="mention-picker">
           {options.map((o) => (
