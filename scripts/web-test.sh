@@ -30,10 +30,20 @@ apt_install() {
     apt-get install -y -q --no-install-recommends "$@"
 }
 
-if [[ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]]; then
-    step "installing Chromium (apt)"
-    # fonts-noto-cjk: the Chinese UI renders (and its screenshot shows) real glyphs.
-    apt_install chromium fonts-noto-cjk
+# fonts-noto-cjk: the Chinese UI renders (and its screenshot shows) real glyphs;
+# fonts-noto-color-emoji: so do the reactions.
+missing=()
+[[ -x "${CHROMIUM:-/usr/bin/chromium}" ]] || missing+=(chromium)
+for pkg in fonts-noto-cjk fonts-noto-color-emoji; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    if [[ " ${missing[*]} " == *" chromium "* || $(id -u) -eq 0 ]]; then
+        step "installing ${missing[*]} (apt)"
+        apt_install "${missing[@]}"
+    else
+        echo "[web-test] fonts missing (${missing[*]}): screenshots show boxes for their glyphs" >&2
+    fi
 fi
 if ! command -v npm >/dev/null 2>&1; then
     step "installing Node.js and npm (apt)"

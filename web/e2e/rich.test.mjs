@@ -4,8 +4,13 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { Server, launch, person, register, befriend, chatWith, openConv, say, bubble, until, uname } from './harness.mjs';
+import { Server, launch, person, register, befriend, chatWith, openConv, say, bubble, until, uname, repo } from './harness.mjs';
+
+const shots = process.env.IM_E2E_UPDATE_SCREENSHOTS ? join(repo, 'docs', 'img') : join(repo, 'web', 'e2e', 'out');
+mkdirSync(shots, { recursive: true });
 
 let srv;
 let browser;
@@ -188,6 +193,25 @@ describe('rich messages between two people', () => {
     await bubble(ann.page, 'the code is 4711').getByTestId('reply').waitFor();
     assert.equal(await bubble(ann.page, 'the code is 4711').getByTestId('edit').count(), 0);
     await bubble(ann.page, 'the code is 4711').getByTestId('msg-menu-btn').click();
+    // The chat with Bob: a reply with its quote, an edited message with a reaction.
+    await openConv(ann.page, 'Bob');
+    await menu(ann.page, 'the code is 4711', 'reply');
+    await say(ann.page, 'noted, thanks');
+    await bubble(ann.page, 'noted, thanks').getByTestId('quote').waitFor();
+    await bubble(ann.page, 'see you at 6').getByTestId('reactions').waitFor();
+    await ann.page.evaluate(() => document.querySelector('.toast')?.remove());
+    await ann.page.screenshot({ path: join(shots, 'web-client-rich.png') });
+  });
+
+  test('the Chinese UI names edits, forwards and quotes in Chinese', async () => {
+    await carol.page.evaluate(() => localStorage.setItem('im.lang', 'zh'));
+    await carol.page.reload();
+    await bubble(carol.page, 'the code is 4711').getByTestId('forwarded').filter({ hasText: '转发自' }).waitFor();
+    await bubble(carol.page, 'the code is 4711').getByTestId('msg-menu-btn').click();
+    await bubble(carol.page, 'the code is 4711').getByTestId('reply').filter({ hasText: '回复' }).click();
+    await carol.page.getByTestId('reply-bar').filter({ hasText: '回复' }).waitFor();
+    await say(carol.page, '收到');
+    await bubble(carol.page, '收到').getByTestId('quote').filter({ hasText: 'the code is 4711' }).waitFor();
   });
 
   test('an image: uploaded with progress, the peer sees the thumbnail and the full picture', async (t) => {
