@@ -231,5 +231,27 @@ describe('rich messages between two people', () => {
     const full = bob.page.getByTestId('full-image');
     await until(async () => full.evaluate((el) => el.complete && el.naturalWidth === 640), 'full image');
     await bob.page.getByTestId('lightbox').click();
+    // The conversation list names it.
+    await bob.page.getByTestId('nav-chats').click();
+    await bob.page.locator('[data-testid=conv]', { hasText: 'Ann' }).getByTestId('conv-preview').filter({ hasText: 'gradient.png' }).waitFor();
+    await openConv(bob.page, 'Ann');
+  });
+
+  test('a file: sent with a caption, the peer downloads it under its name with the same bytes', async (t) => {
+    const probe = await fetch(`${srv.base}/api/v1/uploads?name=x.txt`, { method: 'POST', body: 'x' });
+    if (probe.status === 404) {
+      t.skip('this server has no uploads endpoint');
+      return;
+    }
+    const bytes = Buffer.from('%PDF-1.4\n% a tiny document\n'.repeat(50));
+    await ann.page.getByTestId('composer').fill('the minutes');
+    await ann.page.getByTestId('attach-input').setInputFiles({ name: 'minutes.pdf', mimeType: 'application/pdf', buffer: bytes });
+    const file = bubble(bob.page, 'the minutes').getByTestId('att-file');
+    await file.filter({ hasText: 'minutes.pdf' }).waitFor();
+    const [download] = await Promise.all([bob.page.waitForEvent('download'), file.click()]);
+    assert.equal(download.suggestedFilename(), 'minutes.pdf');
+    const path = await download.path();
+    const { readFileSync } = await import('node:fs');
+    assert.deepEqual(readFileSync(path), bytes);
   });
 });

@@ -122,8 +122,10 @@ export function ReactionPicker({ m, onDone }: { m: Message; onDone: () => void }
     <div class="emoji-picker" role="menu" data-testid="reaction-picker">
       {store.reactions.map((e) => {
         const mine = !!m.reactions?.some((r) => r.emoji === e && r.mine);
+        // A new emoji on a message that has as many different ones as it may: refused anyway.
+        const full = !m.reactions?.some((r) => r.emoji === e) && (m.reactions?.length ?? 0) >= store.maxReactions;
         return (
-          <button type="button" role="menuitem" class={mine ? 'mine' : ''} data-testid="pick-reaction" data-emoji={e} onClick={() => (store.react(m.conv, m.seq, e, !mine), onDone())}>
+          <button type="button" role="menuitem" class={mine ? 'mine' : ''} disabled={full} data-testid="pick-reaction" data-emoji={e} onClick={() => (store.react(m.conv, m.seq, e, !mine), onDone())}>
             {e}
           </button>
         );
