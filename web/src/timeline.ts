@@ -362,3 +362,20 @@ export function trimOldest(tl: Timeline, max: number): Timeline {
   }
   return tl;
 }
+
+/**
+ * What a quote shows (`tr` translates a key of i18n.ts): the first characters of the text, the
+ * kind of file it carries when it has no text, or what keeps the reader from seeing it.
+ */
+export function quoteText(q: Quote, tr: (key: string) => string): string {
+  switch (q.state) {
+    case 'recalled':
+      return tr('quote_recalled');
+    case 'deleted':
+      return tr('quote_deleted');
+    case 'not_visible':
+      return tr('quote_not_visible');
+    default:
+      return q.preview || (q.attachment ? `[${tr('att_' + q.attachment)}]` : '');
+  }
+}

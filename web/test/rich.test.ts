@@ -1,6 +1,7 @@
 // Rich messages in the timeline: edits, reactions, quotes, forwards and attachments.
 import { describe, expect, it } from 'vitest';
 import * as T from '../src/timeline';
+import { t } from '../src/i18n';
 import type { Message } from '../src/types';
 
 const ME = 1;
@@ -131,6 +132,16 @@ describe('quotes', () => {
     const img = { id: 'u1', kind: 'image' as const, name: 'a.png', mime: 'image/png', size: 3 };
     expect(T.quoteOf(m(1, PEER, { body: '', attachment: img }))).toEqual({ seq: 1, state: 'visible', from: PEER, preview: null, attachment: 'image' });
     expect(T.quoteOf(m(1, PEER, { body: 'x'.repeat(300) })).preview).toHaveLength(T.QUOTE_CHARS);
+  });
+});
+
+describe('quote text', () => {
+  it('names each of the four states, and a file without text by its kind', () => {
+    expect(T.quoteText({ seq: 1, state: 'visible', from: 2, preview: 'hello' }, t)).toBe('hello');
+    expect(T.quoteText({ seq: 1, state: 'visible', from: 2, preview: null, attachment: 'image' }, t)).toBe('[Image]');
+    expect(T.quoteText({ seq: 1, state: 'recalled' }, t)).toBe('This message was recalled');
+    expect(T.quoteText({ seq: 1, state: 'deleted' }, t)).toBe('You deleted this message');
+    expect(T.quoteText({ seq: 1, state: 'not_visible' }, t)).toBe('This message is not visible to you');
   });
 });
 

@@ -4,17 +4,14 @@
 import { useEffect, useState } from 'preact/hooks';
 import * as A from '../api';
 import { store } from '../store';
+import { quoteText } from '../timeline';
 import { t } from '../i18n';
 import type { Attachment, Message, Quote } from '../types';
 import { Icon } from './Icon';
 
 /** The quoted message of a reply; a click scrolls to it when the timeline holds it. */
 export function QuoteView({ q, onJump }: { q: Quote; onJump?: (seq: number) => void }) {
-  let text: string;
-  if (q.state === 'recalled') text = t('quote_recalled');
-  else if (q.state === 'deleted') text = t('quote_deleted');
-  else if (q.state === 'not_visible') text = t('quote_not_visible');
-  else text = q.preview || (q.attachment ? `[${t('att_' + q.attachment)}]` : '');
+  const text = quoteText(q, t);
   return (
     <button type="button" class={`quote ${q.state}`} data-testid="quote" data-state={q.state} data-quote-seq={q.seq} onClick={() => onJump?.(q.seq)}>
       {q.state === 'visible' && q.from !== undefined && <b class="small">{store.nameOf(q.from)}</b>}
