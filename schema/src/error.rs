@@ -75,6 +75,9 @@ error_codes! {
     InvalidSize = "invalid_size", 400, Http;
     /// `limit` out of range (conversation history).
     InvalidLimit = "invalid_limit", 400, Http;
+    /// An upload without bytes or a good `name`, a voice note that is not audio, an image that
+    /// does not decode.
+    InvalidUpload = "invalid_upload", 400, Http;
     /// Login with both or neither of `username` and `phone`.
     InvalidLogin = "invalid_login", 400, Http;
     /// An unknown `direction` of the friend-request list.
@@ -132,8 +135,9 @@ error_codes! {
     MemberNotFound = "member_not_found", 404, Http;
     /// No such invite link.
     InviteNotFound = "invite_not_found", 404, Http;
-    /// No such upload of the sender's (`send`), or none the caller may download.
-    UploadNotFound = "upload_not_found", 404, Ws;
+    /// No such upload of the sender's (`send`), or none the caller may download (unknown,
+    /// removed, or not in a message the caller can read).
+    UploadNotFound = "upload_not_found", 404, Both;
     /// The username is taken.
     UsernameTaken = "username_taken", 409, Http;
     /// The phone number belongs to another account.
@@ -168,8 +172,12 @@ error_codes! {
     InviteUsedUp = "invite_used_up", 410, Http;
     /// A body over `server.max_body_bytes`.
     PayloadTooLarge = "payload_too_large", 413, Http;
-    /// A body that is not `application/json`.
+    /// An upload over the limit of its kind (`uploads.max_*_bytes`).
+    UploadTooLarge = "upload_too_large", 413, Http;
+    /// A body that is not `application/json`; an upload whose sniffed type is not allowed.
     UnsupportedMediaType = "unsupported_media_type", 415, Http;
+    /// A download's `Range` that starts past the end of the file.
+    RangeNotSatisfiable = "range_not_satisfiable", 416, Http;
     /// Registration: a bad username.
     InvalidUsername = "invalid_username", 422, Http;
     /// Registration: a bad password.

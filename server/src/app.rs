@@ -111,6 +111,7 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
     let throttle = crate::throttle::Throttle::new(&settings.throttle);
     let proxies =
         crate::proxy::TrustedProxies::new(&settings.server.trusted_proxies, &settings.server.client_ip_header);
+    let blobs = crate::uploads::open_blobs(&settings.uploads)?;
     let state = web::Data::new(AppState {
         settings: settings.clone(),
         db,
@@ -121,6 +122,7 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
         dummy_hash,
         throttle,
         proxies,
+        blobs,
     });
 
     let max_body = settings.server.max_body_bytes;

@@ -25,6 +25,7 @@ pub struct Settings {
     pub chat: ChatSection,
     pub throttle: ThrottleSection,
     pub log: LogSection,
+    pub uploads: UploadsSection,
 }
 
 /// `[throttle]`: rate limits of login and registration, per client address and per account
@@ -64,6 +65,88 @@ impl Default for ThrottleSection {
             register_address_per_hour: 20,
             register_address_burst: 10,
             max_tracked_keys: 100_000,
+        }
+    }
+}
+
+/// Where upload bytes are kept (`uploads.backend`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobBackend {
+    /// Files under `uploads.dir` (one node, or a directory every node shares).
+    #[default]
+    Local,
+    /// An S3-compatible bucket (`[uploads.s3]`), for a cluster.
+    S3,
+}
+
+/// `[uploads]`: files, images and voice notes sent in messages ([`crate::uploads`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadsSection {
+    /// `local` or `s3`.
+    pub backend: BlobBackend,
+    /// Backend `local`: the directory of the blobs.
+    pub dir: String,
+    /// Largest image (jpeg, png, gif, webp), bytes.
+    pub max_image_bytes: u64,
+    /// Largest voice note, bytes.
+    pub max_voice_bytes: u64,
+    /// Largest other file, bytes.
+    pub max_file_bytes: u64,
+    /// An upload no message carries is removed this long after it was made, seconds.
+    pub unattached_grace_secs: u64,
+    /// How often the sweeper of unattached uploads runs, seconds.
+    pub sweep_interval_secs: u64,
+    /// How long a client may cache a download, seconds (`Cache-Control: private, max-age`).
+    pub cache_max_age_secs: u64,
+    /// Backend `s3`: the bucket.
+    pub s3: S3Section,
+}
+
+impl Default for UploadsSection {
+    fn default() -> Self {
+        UploadsSection {
+            backend: BlobBackend::Local,
+            dir: "data/uploads".into(),
+            max_image_bytes: 10 << 20,
+            max_voice_bytes: 5 << 20,
+            max_file_bytes: 50 << 20,
+            unattached_grace_secs: 86_400,
+            sweep_interval_secs: 600,
+            cache_max_age_secs: 300,
+            s3: S3Section::default(),
+        }
+    }
+}
+
+/// `[uploads.s3]`: an S3-compatible bucket (AWS S3, MinIO, Ceph, ...).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Section {
+    /// The service's URL; empty: AWS's own for `region`.
+    pub endpoint: String,
+    /// The bucket (it must exist).
+    pub bucket: String,
+    /// The region.
+    pub region: String,
+    /// The access key id (empty: `AWS_ACCESS_KEY_ID` from the environment).
+    pub access_key_id: String,
+    /// The secret access key (empty: `AWS_SECRET_ACCESS_KEY` from the environment).
+    pub secret_access_key: String,
+    /// Allow an `http://` endpoint.
+    pub allow_http: bool,
+}
+
+impl Default for S3Section {
+    fn default() -> Self {
+        S3Section {
+            endpoint: String::new(),
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            allow_http: false,
         }
     }
 }
@@ -580,6 +663,22 @@ impl Settings {
         if self.throttle.max_tracked_keys < 1000 {
             return bad("throttle.max_tracked_keys", "must be at least 1000");
         }
+        let u = &self.uploads;
+        if u.max_image_bytes == 0 || u.max_voice_bytes == 0 || u.max_file_bytes == 0 {
+            return bad(
+                "uploads.max_file_bytes",
+                "max_image_bytes, max_voice_bytes and max_file_bytes must be positive",
+            );
+        }
+        if u.sweep_interval_secs == 0 {
+            return bad("uploads.sweep_interval_secs", "must be at least 1");
+        }
+        if u.backend == BlobBackend::Local && u.dir.is_empty() {
+            return bad("uploads.dir", "must name a directory");
+        }
+        if u.backend == BlobBackend::S3 && u.s3.bucket.is_empty() {
+            return bad("uploads.s3.bucket", "must name a bucket when uploads.backend is s3");
+        }
         Ok(())
     }
 
@@ -591,6 +690,9 @@ impl Settings {
         s.cluster.redis_url = mask_url(&s.cluster.redis_url);
         if !s.admin.token.is_empty() {
             s.admin.token = "****".into();
+        }
+        if !s.uploads.s3.secret_access_key.is_empty() {
+            s.uploads.s3.secret_access_key = "****".into();
         }
         serde_json::to_string(&s).unwrap_or_default()
     }

@@ -19,10 +19,13 @@
 //! - [`state`]: [`state::AppState`], what handlers share.
 //! - [`tasks`]: periodic background work (sweepers).
 //! - [`throttle`]: rate limits of login and registration, per client address and per account.
+//! - [`blob`]: the blob store of upload bytes: one trait, local disk and S3-compatible storage.
+//! - [`uploads`]: uploads' rules: sniffing, names, images, who may download, removal.
 //! - [`ws`]: the `/ws` endpoint and the `WsSession` actor (one per connection).
 
 pub mod app;
 pub mod auth;
+pub mod blob;
 pub mod config;
 pub mod error;
 pub mod events;
@@ -35,4 +38,5 @@ pub mod routes;
 pub mod state;
 pub mod tasks;
 pub mod throttle;
+pub mod uploads;
 pub mod ws;

@@ -30,4 +30,6 @@ pub struct AppState {
     pub throttle: crate::throttle::Throttle,
     /// Whose forwarding header names the client's address.
     pub proxies: crate::proxy::TrustedProxies,
+    /// Where the bytes of uploads are kept (`[uploads]`).
+    pub blobs: Arc<dyn crate::blob::BlobStore>,
 }

@@ -9,12 +9,22 @@ use crate::state::AppState;
 
 /// Starts the node's periodic tasks on the current arbiter.
 pub fn spawn_background(state: &web::Data<AppState>) {
-    let state = state.clone();
+    let state_ = state.clone();
     actix_web::rt::spawn(async move {
+        let state = state_;
         let mut tick = actix_web::rt::time::interval(Duration::from_secs(state.settings.friends.sweep_interval_secs));
         loop {
             tick.tick().await;
             sweep_friend_requests(&state).await;
+        }
+    });
+    let state_ = state.clone();
+    actix_web::rt::spawn(async move {
+        let state = state_;
+        let mut tick = actix_web::rt::time::interval(Duration::from_secs(state.settings.uploads.sweep_interval_secs));
+        loop {
+            tick.tick().await;
+            crate::uploads::sweep(&state).await;
         }
     });
 }

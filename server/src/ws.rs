@@ -119,6 +119,7 @@ pub async fn connect(
         user: me.id(),
         device: me.device,
         hub: state.hub.clone(),
+        blobs: state.blobs.clone(),
         ws: state.settings.ws.clone(),
         chat: state.settings.chat.clone(),
         last_seen: Instant::now(),
@@ -146,6 +147,8 @@ pub struct WsSession {
     user: UserId,
     device: DeviceId,
     hub: Hub,
+    /// Where upload bytes are (a recall removes the upload its message carried).
+    blobs: Arc<dyn crate::blob::BlobStore>,
     ws: WsSection,
     chat: ChatSection,
     last_seen: Instant,
@@ -359,7 +362,18 @@ impl WsSession {
             }
             ClientFrame::Recall { conv, seq } => {
                 if self.check_conv(&conv, None, ctx).is_some() {
-                    self.route(ctx, conv, Command::Recall { user: self.user, seq }, Self::report);
+                    let (hub, blobs, c) = (self.hub.clone(), self.blobs.clone(), conv.clone());
+                    self.route(ctx, conv, Command::Recall { user: self.user, seq }, move |act, res, ctx| {
+                        if res.is_ok() {
+                            // The upload the message carried goes when no other message needs it.
+                            actix_web::rt::spawn(async move {
+                                if let Err(e) = crate::uploads::after_recall(&hub, blobs.as_ref(), c, seq).await {
+                                    log::warn!("removing the upload of a recalled message: {e}");
+                                }
+                            });
+                        }
+                        act.report(res, ctx);
+                    });
                 }
             }
             ClientFrame::Delete { conv, seq } => {

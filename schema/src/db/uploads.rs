@@ -67,3 +67,11 @@ pub fn mark_removed(conn: &mut AnyConnection, id: &str, at: i64) -> Result<bool,
         .execute(conn)?;
     Ok(n == 1)
 }
+
+/// Marks an upload removed whether or not a message carries it (a recall of its last message);
+/// true when it was marked now.
+pub fn remove(conn: &mut AnyConnection, id: &str, at: i64) -> Result<bool, DbError> {
+    let n =
+        diesel::update(u::table.find(id)).filter(u::removed_at.is_null()).set(u::removed_at.eq(at)).execute(conn)?;
+    Ok(n == 1)
+}

@@ -6,6 +6,7 @@
 //! - [`groups`]: `/api/v1/groups/*` (group messages are sent over `/ws` too).
 //! - [`conversations`]: `/api/v1/conversations/*` (messages are sent over `/ws`).
 //! - [`admin`]: `/admin/v1/*` and `/metrics`, behind the admin token (absent when none is set).
+//! - [`uploads`]: `/api/v1/uploads/*`, files sent in messages.
 //! - [`limits`]: `/api/v1/limits`, the limits a client needs to know.
 //! - [`webapp`]: the web client (`web/dist`, embedded) at `/` and every other path, as the
 //!   fallback service.
@@ -21,6 +22,7 @@ pub mod friends;
 pub mod groups;
 pub mod health;
 pub mod limits;
+pub mod uploads;
 pub mod webapp;
 
 use actix_web::{error::JsonPayloadError, HttpRequest};
@@ -133,6 +135,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .configure(conversations::configure)
                 .configure(groups::configure)
                 .configure(limits::configure)
+                .configure(uploads::configure)
                 .service(crate::openapi::openapi_json)
                 .service(crate::openapi::ws_schema_json),
         )

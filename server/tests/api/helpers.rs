@@ -82,6 +82,8 @@ pub struct TestApp {
     handle: actix_web::dev::ServerHandle,
     _db: ScratchDb,
     _mongo: Option<ScratchMongo>,
+    /// The test's upload directory (removed afterwards).
+    _uploads: Option<tempfile::TempDir>,
 }
 
 /// A MongoDB database for one test, dropped afterwards.
@@ -153,6 +155,8 @@ impl TestApp {
         let sql = if backend == "mongodb" { "sqlite" } else { backend }.to_owned();
         let db = tokio::task::spawn_blocking(move || ScratchDb::of(&sql)).await??;
         let mut settings = test_settings(&db.url);
+        let uploads = tempfile::tempdir()?;
+        settings.uploads.dir = uploads.path().to_string_lossy().into_owned();
         let mongo = (backend == "mongodb").then(ScratchMongo::new);
         if let Some(m) = &mongo {
             settings.messages.backend = server::config::MessageBackend::Mongodb;
@@ -163,6 +167,7 @@ impl TestApp {
         let clock = Clock::system();
         let mut app = Self::start(settings, clock, db).await?;
         app._mongo = mongo;
+        app._uploads = Some(uploads);
         Ok(app)
     }
 
@@ -173,7 +178,7 @@ impl TestApp {
         let state = running.state.clone();
         actix_rt::spawn(running.wait());
         let http = Http::checked(&base);
-        Ok(TestApp { base, clock, state, settings, http, handle, _db: db, _mongo: None })
+        Ok(TestApp { base, clock, state, settings, http, handle, _db: db, _mongo: None, _uploads: None })
     }
 
     /// Stops this server and starts a new one (new actors, empty memory) on the same databases
@@ -182,8 +187,10 @@ impl TestApp {
         self.handle.stop(true).await;
         let db = std::mem::replace(&mut self._db, ScratchDb::sqlite());
         let mongo = self._mongo.take();
+        let uploads = self._uploads.take();
         let mut app = Self::start(self.settings.clone(), self.clock.clone(), db).await?;
         app._mongo = mongo;
+        app._uploads = uploads;
         Ok(app)
     }
 }
