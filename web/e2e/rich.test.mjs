@@ -199,8 +199,6 @@ describe('rich messages between two people', () => {
     await say(ann.page, 'noted, thanks');
     await bubble(ann.page, 'noted, thanks').getByTestId('quote').waitFor();
     await bubble(ann.page, 'see you at 6').getByTestId('reactions').waitFor();
-    await ann.page.evaluate(() => document.querySelector('.toast')?.remove());
-    await ann.page.screenshot({ path: join(shots, 'web-client-rich.png') });
   });
 
   test('the Chinese UI names edits, forwards and quotes in Chinese', async () => {
@@ -221,6 +219,14 @@ describe('rich messages between two people', () => {
       return;
     }
     await openConv(ann.page, 'Bob');
+    // Every progress the bar over the composer shows, recorded as it renders.
+    await ann.page.evaluate(() => {
+      window.seenProgress = [];
+      new MutationObserver(() => {
+        const bar = document.querySelector('[data-testid=upload-progress]');
+        if (bar) window.seenProgress.push(Number(bar.getAttribute('data-progress')));
+      }).observe(document.body, { subtree: true, childList: true, attributes: true });
+    });
     await ann.page.getByTestId('attach-input').setInputFiles({ name: 'gradient.png', mimeType: 'image/png', buffer: png(640, 400) });
     const img = bob.page.locator('[data-testid=msg] [data-testid=thumb]').last();
     await img.waitFor();
@@ -231,6 +237,14 @@ describe('rich messages between two people', () => {
     const full = bob.page.getByTestId('full-image');
     await until(async () => full.evaluate((el) => el.complete && el.naturalWidth === 640), 'full image');
     await bob.page.getByTestId('lightbox').click();
+    const seen = await ann.page.evaluate(() => window.seenProgress);
+    assert.ok(seen.length > 0, 'the upload bar was shown');
+    assert.equal(await ann.page.getByTestId('upload-progress').count(), 0, 'and went away');
+    // The sender sees the picture too (their own upload).
+    await until(async () => ann.page.locator('[data-testid=msg] [data-testid=thumb]').last().evaluate((el) => el.naturalWidth > 0), 'own thumbnail');
+    // The chat: quotes of a recalled, a deleted and a visible message, an edit with a reaction, a picture.
+    await ann.page.evaluate(() => document.querySelector('.toasts')?.remove());
+    await ann.page.screenshot({ path: join(shots, 'web-client-rich.png') });
     // The conversation list names it.
     await bob.page.getByTestId('nav-chats').click();
     await bob.page.locator('[data-testid=conv]', { hasText: 'Ann' }).getByTestId('conv-preview').filter({ hasText: 'gradient.png' }).waitFor();
