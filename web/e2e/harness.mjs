@@ -54,6 +54,7 @@ export class Server {
       IM__SERVER__BIND: `127.0.0.1:${this.port}`,
       IM__SERVER__PUBLIC_URL: `http://127.0.0.1:${this.port}`,
       IM__DATABASE__URL: `sqlite://${join(this.dir, 'im.db')}`,
+      IM__UPLOADS__DIR: join(this.dir, 'uploads'),
       IM__AUTH__BCRYPT_COST: '4',
       // Each scenario signs many users in from 127.0.0.1.
       IM__THROTTLE__ENABLED: 'false',
