@@ -20,7 +20,7 @@ use crate::uploads::{self as rules, RangeAsk};
 
 /// Routes of this module under `/api/v1`.
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(create).service(download).service(thumb);
+    cfg.service(create_upload).service(download_upload).service(upload_thumb);
 }
 
 crate::errors!(
@@ -67,7 +67,7 @@ fn body_error(e: actix_web::error::PayloadError) -> BlobError {
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes"),
     responses((status = 201, description = "Stored", body = Attachment), CreateErrors))]
 #[post("/uploads")]
-async fn create(
+async fn create_upload(
     state: web::Data<AppState>,
     me: Authed,
     req: HttpRequest,
@@ -205,7 +205,7 @@ fn cache_control(state: &AppState) -> String {
         (status = 206, description = "The range asked for", content_type = "application/octet-stream", body = Vec<u8>),
         DownloadErrors))]
 #[get("/uploads/{id}")]
-async fn download(
+async fn download_upload(
     state: web::Data<AppState>,
     me: Authed,
     req: HttpRequest,
@@ -260,7 +260,7 @@ async fn download(
         (status = 200, description = "The thumbnail", content_type = "image/jpeg", body = Vec<u8>),
         ThumbErrors))]
 #[get("/uploads/{id}/thumb")]
-async fn thumb(state: web::Data<AppState>, me: Authed, path: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn upload_thumb(state: web::Data<AppState>, me: Authed, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let up = readable(&state, &me, path.into_inner()).await?;
     if !up.has_thumb {
         return Err(not_found());

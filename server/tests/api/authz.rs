@@ -54,6 +54,9 @@ struct World {
     /// A text message of the owner's in each.
     dseq: i64,
     gseq: i64,
+    /// An image of the owner's sent in each.
+    dupload: String,
+    gupload: String,
 }
 
 async fn ok(got: (StatusCode, Value), want: StatusCode, what: &str) -> TestResult<Value> {
@@ -118,6 +121,19 @@ impl World {
         let mut ws = WsClient::connect(app, &owner).await?;
         let dseq = ws.say(&direct, "d1", "hello").await?["seq"].as_i64().ok_or("no seq")?;
         let gseq = ws.say(&format!("g:{group}"), "g1", "hello all").await?["seq"].as_i64().ok_or("no seq")?;
+        let mut uploads = Vec::new();
+        for (conv, id) in [(direct.clone(), "du"), (format!("g:{group}"), "gu")] {
+            let mut png = std::io::Cursor::new(Vec::new());
+            image::RgbImage::new(8, 8).write_to(&mut png, image::ImageFormat::Png)?;
+            let (_, up) = app
+                .raw(Method::POST, "/api/v1/uploads?name=p.png", Some(&owner.token), "image/png", png.into_inner())
+                .await?;
+            let up = up["id"].as_str().ok_or("no upload id")?.to_owned();
+            ws.send(json!({"type": "send", "id": id, "conv": conv, "body": "pic", "attachment": up})).await?;
+            ws.expect("ack").await?;
+            uploads.push(up);
+        }
+        let (gupload, dupload) = (uploads.pop().ok_or("upload")?, uploads.pop().ok_or("upload")?);
         Ok(World {
             logged_out: gone.token,
             device: second.device_id,
@@ -128,6 +144,8 @@ impl World {
             direct,
             dseq,
             gseq,
+            dupload,
+            gupload,
             owner,
             member,
             admin,
@@ -165,6 +183,8 @@ impl World {
             .replace("{direct}", &self.direct)
             .replace("{dseq}", &self.dseq.to_string())
             .replace("{gseq}", &self.gseq.to_string())
+            .replace("{dupload}", &self.dupload)
+            .replace("{gupload}", &self.gupload)
     }
 }
 
@@ -379,6 +399,21 @@ fn rows() -> Vec<Row> {
             None,
             [401, 401, 401, 401, 404, 403, 403, 200],
         ),
+        // Uploads: the readers of the message carrying them (the 1:1 one and the group's).
+        row("GET /api/v1/uploads/{id}", "/api/v1/uploads/{dupload}", None, [401, 401, 401, 401, 404, 200, 404, 200]),
+        row("GET /api/v1/uploads/{id}", "/api/v1/uploads/{gupload}", None, [401, 401, 401, 401, 404, 200, 200, 200]),
+        row(
+            "GET /api/v1/uploads/{id}/thumb",
+            "/api/v1/uploads/{dupload}/thumb",
+            None,
+            [401, 401, 401, 401, 404, 200, 404, 200],
+        ),
+        row(
+            "GET /api/v1/uploads/{id}/thumb",
+            "/api/v1/uploads/{gupload}/thumb",
+            None,
+            [401, 401, 401, 401, 404, 200, 200, 200],
+        ),
         // Invite links: the token is the secret, no sign-in needed.
         row("GET /api/v1/groups/invites/{token}", "/api/v1/groups/invites/{token}", None, [200; 8]),
         row("GET /api/v1/groups/invites/{token}/qr.svg", "/api/v1/groups/invites/{token}/qr.svg", None, [200; 8]),
@@ -436,7 +471,7 @@ async fn send(
     token: Option<&str>,
     body: Option<Value>,
 ) -> TestResult<StatusCode> {
-    if path.ends_with(".png") || path.ends_with(".svg") {
+    if path.ends_with(".png") || path.ends_with(".svg") || path.starts_with("/api/v1/uploads/") {
         // Images: the status only (the answer is still checked against the spec).
         let mut got = awc::Client::default().get(format!("{}{path}", app.base));
         if let Some(t) = token {

@@ -377,3 +377,9 @@ pub fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str) {
 pub fn items(v: &Value) -> TestResult<&Vec<Value>> {
     v["items"].as_array().ok_or_else(|| format!("no items in {v}").into())
 }
+
+/// Whether the local blob store of `app` no longer has blob `key` (nor its thumbnail).
+pub fn blob_gone(app: &TestApp, key: &str) -> bool {
+    let dir = std::path::Path::new(&app.settings.uploads.dir).join(&key[..2.min(key.len())]);
+    !dir.join(key).exists() && !dir.join(format!("{key}.thumb")).exists()
+}

@@ -17,5 +17,6 @@ mod helpers;
 mod logs;
 mod process;
 mod rich;
+mod uploads;
 mod web;
 mod ws_client;
