@@ -332,6 +332,12 @@ im__moto_venv() {
         { im__die "pip install $IM_MOTO_PIP_SPEC failed"; return 1; }
 }
 
+# moto_server stays in the foreground: start it in a session of its own, in the background (the
+# caller, im__detached, has pointed its standard streams at the log).
+im__moto_spawn() {
+    im__root setsid "$IM_MOTO_VENV/bin/moto_server" -H "$IM_S3_HOST" -p "$IM_S3_PORT" &
+}
+
 im_services_s3() {
     if im__s3_ready; then
         im__log "S3 protocol answers on $IM_S3_HOST:$IM_S3_PORT"
@@ -339,7 +345,7 @@ im_services_s3() {
     fi
     im__moto_venv || return 1
     im__log "starting moto's S3 server (in memory)"
-    im__detached "$IM_MOTO_LOG" im__root "$IM_MOTO_VENV/bin/moto_server" -H "$IM_S3_HOST" -p "$IM_S3_PORT" ||
+    im__detached "$IM_MOTO_LOG" im__moto_spawn ||
         { im__die "moto_server failed to start; see $IM_MOTO_LOG"; return 1; }
     im__wait "moto on $IM_S3_HOST:$IM_S3_PORT" im__s3_ready || { im__die "see $IM_MOTO_LOG"; return 1; }
     im__log "S3 protocol answers on $IM_S3_HOST:$IM_S3_PORT"
