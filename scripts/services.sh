@@ -3,6 +3,7 @@
 #   PostgreSQL  127.0.0.1:5432   user postgres, trust auth over TCP
 #   Redis       127.0.0.1:6379
 #   MongoDB     127.0.0.1:27017  wire protocol served by nx-27017 (PyPI), in memory
+#   S3          127.0.0.1:5055   S3 protocol served by moto's server (PyPI `moto[server]`), in memory
 # and that nginx is installed (not started: tests and deploy/local-cluster.sh run their own
 # nginx with their own config; the system service is never started here).
 #
@@ -19,6 +20,9 @@
 #   IM_NX_VENV             virtualenv for nx-27017 (default /opt/im-nx27017)
 #   IM_NX_PIP_SPEC         what pip installs into it (default: pinned versions below)
 #   IM_NX_LOG, IM_NX_PID   nx-27017 log and pid files (default /tmp/nx_27017.{log,pid})
+#   IM_MOTO_VENV           virtualenv for moto (default /opt/im-moto)
+#   IM_MOTO_PIP_SPEC       what pip installs into it (default: pinned version below)
+#   IM_MOTO_LOG            moto server log (default /tmp/moto_5055.log)
 #   IM_PYTHON              python used to create the virtualenv (default python3)
 #   IM_PG_PORT, IM_REDIS_PORT, IM_MONGO_PORT, IM_REDIS_LOG
 #                          other ports / Redis log (for trying this script beside running services)
@@ -34,6 +38,11 @@ IM_NX_VENV="${IM_NX_VENV:-/opt/im-nx27017}"
 IM_NX_PIP_SPEC="${IM_NX_PIP_SPEC:-nx-27017==0.8.1 neosqlite==1.17.2 pymongo==4.20.1}"
 IM_NX_LOG="${IM_NX_LOG:-/tmp/nx_27017.log}"
 IM_NX_PID="${IM_NX_PID:-/tmp/nx_27017.pid}"
+IM_S3_HOST=127.0.0.1
+IM_S3_PORT="${IM_S3_PORT:-5055}"
+IM_MOTO_VENV="${IM_MOTO_VENV:-/opt/im-moto}"
+IM_MOTO_PIP_SPEC="${IM_MOTO_PIP_SPEC:-moto[server]==5.1.18}"
+IM_MOTO_LOG="${IM_MOTO_LOG:-/tmp/moto_5055.log}"
 _IM_APT_UPDATED="${_IM_APT_UPDATED:-}"
 
 im__log() { printf '[services] %s\n' "$*" >&2; }
@@ -290,6 +299,58 @@ im_services_mongo() {
     im__log "MongoDB wire protocol answers on $IM_MONGO_HOST:$IM_MONGO_PORT"
 }
 
+# ------------------------------------------------------------- S3 (moto server)
+
+# An S3 ListBuckets answered over HTTP (moto needs no credentials for it).
+im__s3_ready() {
+    timeout 5 "${IM_PYTHON:-python3}" - "http://$IM_S3_HOST:$IM_S3_PORT/" >/dev/null 2>&1 <<'PY'
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=3) as r:
+    assert r.status == 200 and b"ListAllMyBucketsResult" in r.read()
+PY
+}
+
+im__moto_venv() {
+    local py=${IM_PYTHON:-python3}
+    if [[ -x $IM_MOTO_VENV/bin/moto_server ]] && "$IM_MOTO_VENV/bin/python" -c 'import moto.server' >/dev/null 2>&1; then
+        return 0
+    fi
+    if [[ ! -x $IM_MOTO_VENV/bin/python ]]; then
+        im__log "creating virtualenv $IM_MOTO_VENV"
+        if ! command -v "$py" >/dev/null 2>&1; then
+            im__apt_install python3 python3-venv || return 1
+        fi
+        if ! im__root "$py" -m venv "$IM_MOTO_VENV" >&2; then
+            im__root rm -rf "$IM_MOTO_VENV"
+            im__apt_install python3-venv || return 1
+            im__root "$py" -m venv "$IM_MOTO_VENV" >&2 || { im__die "python3 -m venv $IM_MOTO_VENV failed"; return 1; }
+        fi
+    fi
+    im__log "pip install $IM_MOTO_PIP_SPEC into $IM_MOTO_VENV"
+    # shellcheck disable=SC2086 # IM_MOTO_PIP_SPEC is a list of requirement specifiers
+    im__root "$IM_MOTO_VENV/bin/python" -m pip install -q --disable-pip-version-check $IM_MOTO_PIP_SPEC >&2 ||
+        { im__die "pip install $IM_MOTO_PIP_SPEC failed"; return 1; }
+}
+
+# moto_server stays in the foreground: start it in a session of its own, in the background (the
+# caller, im__detached, has pointed its standard streams at the log).
+im__moto_spawn() {
+    im__root setsid "$IM_MOTO_VENV/bin/moto_server" -H "$IM_S3_HOST" -p "$IM_S3_PORT" &
+}
+
+im_services_s3() {
+    if im__s3_ready; then
+        im__log "S3 protocol answers on $IM_S3_HOST:$IM_S3_PORT"
+        return 0
+    fi
+    im__moto_venv || return 1
+    im__log "starting moto's S3 server (in memory)"
+    im__detached "$IM_MOTO_LOG" im__moto_spawn ||
+        { im__die "moto_server failed to start; see $IM_MOTO_LOG"; return 1; }
+    im__wait "moto on $IM_S3_HOST:$IM_S3_PORT" im__s3_ready || { im__die "see $IM_MOTO_LOG"; return 1; }
+    im__log "S3 protocol answers on $IM_S3_HOST:$IM_S3_PORT"
+}
+
 # --------------------------------------------------------------------- nginx
 
 # The nginx binary (it lives in /usr/sbin, which a non-root PATH may lack).
@@ -361,6 +422,7 @@ im_services_up() {
     im_services_postgres || return 1
     im_services_redis || return 1
     im_services_mongo || return 1
+    im_services_s3 || return 1
     im_services_nginx || return 1
 }
 

@@ -15,6 +15,7 @@
 # Environment respected (defaults in brackets):
 #   IM_TEST_POSTGRES_URL [postgres://postgres@127.0.0.1:5432/postgres]
 #   IM_TEST_MONGODB_URL  [mongodb://127.0.0.1:27017]
+#   IM_TEST_S3_URL       [http://127.0.0.1:5055]
 #   CARGO_TARGET_DIR     [cargo's default, target/]
 #   CARGO_BUILD_JOBS     [2]
 #   IM_SKIP_SERVICES=1   skip scripts/services.sh
@@ -37,12 +38,14 @@ source "$here/services.sh"
 
 export IM_TEST_POSTGRES_URL="${IM_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export IM_TEST_MONGODB_URL="${IM_TEST_MONGODB_URL:-mongodb://127.0.0.1:27017}"
+export IM_TEST_S3_URL="${IM_TEST_S3_URL:-http://127.0.0.1:5055}"
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 # Tests run with libtest's default parallelism.
 unset RUST_TEST_THREADS
 
 echo "[test] IM_TEST_POSTGRES_URL=$IM_TEST_POSTGRES_URL"
 echo "[test] IM_TEST_MONGODB_URL=$IM_TEST_MONGODB_URL"
+echo "[test] IM_TEST_S3_URL=$IM_TEST_S3_URL"
 echo "[test] CARGO_BUILD_JOBS=$CARGO_BUILD_JOBS CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-<default>}"
 echo "[test] cargo test --workspace --all-targets $*"
 cargo test --workspace --all-targets "$@"
