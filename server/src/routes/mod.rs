@@ -3,6 +3,7 @@
 //! - [`health`]: `/healthz`, `/readyz`.
 //! - [`accounts`]: `/api/v1/auth/*`, `/api/v1/users/*`, `/api/v1/user/search`.
 //! - [`friends`]: `/api/v1/friend/*`, `/api/v1/friends/*`.
+//! - [`blocks`]: `/api/v1/blocks/*`, the block list.
 //! - [`groups`]: `/api/v1/groups/*` (group messages are sent over `/ws` too).
 //! - [`conversations`]: `/api/v1/conversations/*` (messages are sent over `/ws`).
 //! - [`admin`]: `/admin/v1/*` and `/metrics`, behind the admin token (absent when none is set).
@@ -16,6 +17,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod blocks;
 pub mod conversations;
 pub mod friends;
 pub mod groups;
@@ -130,6 +132,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             scope::scope("/api/v1")
                 .configure(accounts::configure)
                 .configure(friends::configure)
+                .configure(blocks::configure)
                 .configure(conversations::configure)
                 .configure(groups::configure)
                 .configure(limits::configure)

@@ -5,6 +5,7 @@
 mod accounts;
 mod admin;
 mod authz;
+mod blocks;
 mod chat;
 mod chat_limits;
 mod conformance;
