@@ -6,6 +6,7 @@
 //! - [`blocks`]: `/api/v1/blocks/*`, the block list.
 //! - [`groups`]: `/api/v1/groups/*` (group messages are sent over `/ws` too).
 //! - [`conversations`]: `/api/v1/conversations/*` (messages are sent over `/ws`).
+//! - [`search`]: `/api/v1/search/messages`.
 //! - [`admin`]: `/admin/v1/*` and `/metrics`, behind the admin token (absent when none is set).
 //! - [`limits`]: `/api/v1/limits`, the limits a client needs to know.
 //! - [`webapp`]: the web client (`web/dist`, embedded) at `/` and every other path, as the
@@ -23,6 +24,7 @@ pub mod friends;
 pub mod groups;
 pub mod health;
 pub mod limits;
+pub mod search;
 pub mod webapp;
 
 use actix_web::{error::JsonPayloadError, HttpRequest};
@@ -136,6 +138,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .configure(conversations::configure)
                 .configure(groups::configure)
                 .configure(limits::configure)
+                .configure(search::configure)
                 .service(crate::openapi::openapi_json)
                 .service(crate::openapi::ws_schema_json),
         )

@@ -18,5 +18,6 @@ mod helpers;
 mod logs;
 mod process;
 mod rich;
+mod search;
 mod web;
 mod ws_client;
