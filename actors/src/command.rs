@@ -24,8 +24,9 @@ pub enum ChatError {
     /// No message with that seq.
     #[error("no such message")]
     MessageNotFound,
-    /// Recall of someone else's message.
-    #[error("only the sender can recall a message")]
+    /// Recall or edit of someone else's message or of a system message, or another member asking
+    /// who read a message.
+    #[error("only its sender can do that to a message")]
     NotYourMessage,
     /// Recall after the window.
     #[error("the recall window has passed")]

@@ -288,10 +288,13 @@ impl ConversationActor {
                 }
                 .into_actor(self)
                 .map(move |res, act, _| {
-                    if res? {
-                        let frame = ServerFrame::Reaction { conv: act.conv.clone(), seq, user, emoji, on, at };
-                        act.to_user(act.a, &frame, None);
-                        act.to_user(act.b, &frame, None);
+                    // A change goes to both users; one that changed nothing (adding a reaction
+                    // I have, removing one I have not) confirms the state to my devices only.
+                    let changed = res?;
+                    let frame = ServerFrame::Reaction { conv: act.conv.clone(), seq, user, emoji, on, at };
+                    act.to_user(user, &frame, None);
+                    if changed {
+                        act.to_user(if user == act.a { act.b } else { act.a }, &frame, None);
                     }
                     Ok(Reply::Done)
                 });

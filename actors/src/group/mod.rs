@@ -444,11 +444,12 @@ impl GroupActor {
                 }
                 .into_actor(self)
                 .map(move |res, act, _| {
-                    if res? {
-                        let frame = ServerFrame::Reaction { conv: act.conv.clone(), seq, user, emoji, on, at };
-                        let readers = act.readers_of(seq);
-                        act.send_to_users(readers, &frame);
-                    }
+                    // A change goes to every reader; one that changed nothing confirms the
+                    // state to the reacting member's devices only.
+                    let changed = res?;
+                    let frame = ServerFrame::Reaction { conv: act.conv.clone(), seq, user, emoji, on, at };
+                    let readers = if changed { act.readers_of(seq) } else { vec![user] };
+                    act.send_to_users(readers, &frame);
                     Ok(Reply::Done)
                 });
                 later(self, ctx, reply, Box::pin(work));

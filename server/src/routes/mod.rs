@@ -3,10 +3,10 @@
 //! - [`health`]: `/healthz`, `/readyz`.
 //! - [`accounts`]: `/api/v1/auth/*`, `/api/v1/users/*`, `/api/v1/user/search`.
 //! - [`friends`]: `/api/v1/friend/*`, `/api/v1/friends/*`.
-//! - [`blocks`]: `/api/v1/blocks/*`, the block list.
+//! - [`blocks`]: blocking, `/api/v1/blocks/*` and the block list.
 //! - [`groups`]: `/api/v1/groups/*` (group messages are sent over `/ws` too).
 //! - [`conversations`]: `/api/v1/conversations/*` (messages are sent over `/ws`).
-//! - [`search`]: `/api/v1/search/messages`.
+//! - [`search`]: message search, `/api/v1/search/messages`.
 //! - [`admin`]: `/admin/v1/*` and `/metrics`, behind the admin token (absent when none is set).
 //! - [`limits`]: `/api/v1/limits`, the limits a client needs to know.
 //! - [`webapp`]: the web client (`web/dist`, embedded) at `/` and every other path, as the

@@ -262,8 +262,13 @@ async fn reactions_once_per_user_and_emoji(app: TestApp) -> TestResult {
         );
         last = r["at"].as_i64().ok_or("at")?;
     }
-    // The same reaction again changes nothing and tells nobody.
+    // The same reaction again changes nothing: the peer hears nothing, and the reacting user's
+    // devices get the state confirmed (a later `at`, still on).
     wb.send(json!({"type": "react", "conv": conv, "seq": 1, "emoji": "👍", "on": true})).await?;
+    let r = wb.expect("reaction").await?;
+    assert_eq!((r["emoji"].as_str(), r["on"].as_bool()), (Some("👍"), Some(true)));
+    assert!(r["at"].as_i64().ok_or("at")? > last);
+    last = r["at"].as_i64().ok_or("at")?;
     wa.expect_no("reaction", QUIET).await?;
     wa.send(json!({"type": "react", "conv": conv, "seq": 1, "emoji": "👍"})).await?;
     wa.send(json!({"type": "react", "conv": conv, "seq": 1, "emoji": "🎉"})).await?;
@@ -284,7 +289,10 @@ async fn reactions_once_per_user_and_emoji(app: TestApp) -> TestResult {
     let r = wb.expect("reaction").await?;
     assert_eq!((r["emoji"].as_str(), r["on"].as_bool()), (Some("🎉"), Some(false)));
     assert_eq!(wa.expect("reaction").await?["on"], false);
+    assert_eq!(wa2.expect("reaction").await?["on"], false);
     wa.send(json!({"type": "react", "conv": conv, "seq": 1, "emoji": "🎉", "on": false})).await?;
+    assert_eq!(wa.expect("reaction").await?["on"], false, "the no-op removal is confirmed to me");
+    assert_eq!(wa2.expect("reaction").await?["on"], false);
     wb.expect_no("reaction", QUIET).await?;
     assert_eq!(reactions(&message(&wb.sync(&conv, 0, 10).await?, 1)?), [("👍".to_owned(), 2, true)]);
 

@@ -17,3 +17,4 @@ mod cross_node;
 mod faults;
 mod harness;
 mod ownership;
+mod rich;
