@@ -88,6 +88,8 @@ error_codes! {
     InvalidAction = "invalid_action", 400, Http;
     /// A friend request to oneself.
     CannotFriendSelf = "cannot_friend_self", 400, Http;
+    /// Blocking oneself.
+    CannotBlockSelf = "cannot_block_self", 400, Http;
     /// Deleting the default friend category.
     CannotDeleteDefault = "cannot_delete_default", 400, Http;
     /// Opening a conversation with oneself.
@@ -144,6 +146,8 @@ error_codes! {
     PhoneTaken = "phone_taken", 409, Http;
     /// A friend request to a friend.
     AlreadyFriends = "already_friends", 409, Http;
+    /// A friend request to a user the caller blocked (told only to the blocker: unblock first).
+    BlockedByYou = "blocked_by_you", 409, Http;
     /// Answering a request that is no longer pending.
     RequestNotPending = "request_not_pending", 409, Http;
     /// A category of that name exists.

@@ -185,3 +185,43 @@ pub enum Page {
     /// Messages with seq < n, returned oldest first (the page just before n).
     Before(i64),
 }
+
+/// One conversation a search may read, and the seqs of it its reader may see: `(floor, ceiling]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchScope {
+    /// The conversation.
+    pub conv: ConvId,
+    /// Seqs at or below this are not the reader's (cleared history, before they joined).
+    pub floor: i64,
+    /// Seqs above this are not the reader's (after they left).
+    pub ceiling: i64,
+}
+
+/// Where a page of search results starts: strictly older than this message in the results' order
+/// (`ts` descending, then conversation id, then seq, both descending).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchCursor {
+    /// The last result's `ts`.
+    pub ts: i64,
+    /// Its conversation.
+    pub conv: ConvId,
+    /// Its seq.
+    pub seq: i64,
+}
+
+/// Fewest characters a query needs to be looked up in a trigram index; shorter ones are scanned.
+pub const TRIGRAM_MIN_CHARS: usize = 3;
+
+/// `q` as a `LIKE` pattern matching it anywhere, with `\` as the escape character.
+pub fn like_pattern(q: &str) -> String {
+    let mut p = String::with_capacity(q.len() + 2);
+    p.push('%');
+    for ch in q.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(ch);
+    }
+    p.push('%');
+    p
+}

@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 
 use schema::db::conversations::{self, LastMessage};
 use schema::db::{owners, DbError};
-use schema::message::{Appended, Fence, MessageRecord, Page, Reaction};
+use schema::message::{Appended, Fence, MessageRecord, Page, Reaction, SearchCursor, SearchScope};
 use schema::{ConvId, UserId};
 
 use crate::db::Db;
@@ -91,6 +91,17 @@ pub trait MessageStore: Send + Sync + 'static {
 
     /// Up to `limit` messages of a page, in seq order, only those with seq > `floor`.
     fn page(&self, conv: ConvId, page: Page, floor: i64, limit: i64) -> StoreFuture<Vec<MessageRecord>>;
+
+    /// Up to `limit` text messages that contain `query` (case-insensitive), are not recalled and
+    /// lie in one of `scopes`, newest first (`ts`, conversation id, seq, all descending),
+    /// strictly after `before` in that order. The body is the latest edit's.
+    fn search(
+        &self,
+        scopes: Vec<SearchScope>,
+        query: String,
+        before: Option<SearchCursor>,
+        limit: i64,
+    ) -> StoreFuture<Vec<MessageRecord>>;
 
     /// The highest seq stored (0 for an empty conversation).
     fn max_seq(&self, conv: ConvId) -> StoreFuture<i64>;

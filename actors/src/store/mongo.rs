@@ -4,12 +4,12 @@
 //! `{conv, sender, client_id}` index marks a resend, answered with the stored message.
 
 use futures_util::TryStreamExt;
-use mongodb::bson::{doc, Bson};
+use mongodb::bson::{doc, Bson, Document};
 use mongodb::error::ErrorKind;
 use mongodb::options::IndexOptions;
 use mongodb::{Client, Collection, IndexModel};
 use schema::db::conversations::LastMessage;
-use schema::message::{Appended, Fence, MessageRecord, Page, Reaction};
+use schema::message::{Appended, Fence, MessageRecord, Page, Reaction, SearchCursor, SearchScope};
 use schema::{ConvId, UserId};
 
 use super::{MessageStore, StoreError, StoreFuture};
@@ -156,6 +156,46 @@ impl MessageStore for MongoMessageStore {
         })
     }
 
+    fn search(
+        &self,
+        scopes: Vec<SearchScope>,
+        query: String,
+        before: Option<SearchCursor>,
+        limit: i64,
+    ) -> StoreFuture<Vec<MessageRecord>> {
+        let coll = self.coll.clone();
+        Box::pin(async move {
+            if scopes.is_empty() || query.is_empty() {
+                return Ok(Vec::new());
+            }
+            let ranges: Vec<Document> = scopes
+                .iter()
+                .map(|s| doc! {"conv": s.conv.as_str(), "seq": {"$gt": s.floor, "$lte": s.ceiling}})
+                .collect();
+            let mut and = vec![
+                doc! {"$or": ranges},
+                doc! {"kind": {"$ne": "system"}},
+                // A recall sets the body to null, which no regex matches: no `recalled_at: null`
+                // term (nx-27017 matches none with one inside `$and`).
+                doc! {"body": {"$regex": regex_escape(&query), "$options": "i"}},
+            ];
+            if let Some(c) = before {
+                and.push(doc! {"$or": [
+                    {"ts": {"$lt": c.ts}},
+                    {"ts": c.ts, "conv": {"$lt": c.conv.as_str()}},
+                    {"ts": c.ts, "conv": c.conv.as_str(), "seq": {"$lt": c.seq}},
+                ]});
+            }
+            Ok(coll
+                .find(doc! {"$and": and})
+                .sort(doc! {"ts": -1, "conv": -1, "seq": -1})
+                .limit(limit)
+                .await?
+                .try_collect()
+                .await?)
+        })
+    }
+
     fn max_seq(&self, conv: ConvId) -> StoreFuture<i64> {
         let coll = self.coll.clone();
         Box::pin(async move {
@@ -240,4 +280,16 @@ impl MessageStore for MongoMessageStore {
             Ok(())
         })
     }
+}
+
+/// `q` as a regular expression that matches it literally.
+fn regex_escape(q: &str) -> String {
+    let mut out = String::with_capacity(q.len());
+    for ch in q.chars() {
+        if "\\^$.|?*+()[]{}-/".contains(ch) {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
 }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use schema::db::conversations::{self, LastMessage};
 use schema::db::messages as q;
 use schema::db::AnyConnection;
-use schema::message::{Appended, Fence, MessageRecord, Page, Reaction};
+use schema::message::{Appended, Fence, MessageRecord, Page, Reaction, SearchCursor, SearchScope};
 use schema::{ConvId, UserId};
 
 use super::{MessageStore, StoreFuture};
@@ -87,6 +87,17 @@ impl MessageStore for SqlMessageStore {
     fn page(&self, conv: ConvId, page: Page, floor: i64, limit: i64) -> StoreFuture<Vec<MessageRecord>> {
         let db = self.db.clone();
         Box::pin(async move { Ok(db.read(move |c| q::page(c, &conv, page, floor, limit)).await?) })
+    }
+
+    fn search(
+        &self,
+        scopes: Vec<SearchScope>,
+        query: String,
+        before: Option<SearchCursor>,
+        limit: i64,
+    ) -> StoreFuture<Vec<MessageRecord>> {
+        let db = self.db.clone();
+        Box::pin(async move { Ok(db.read(move |c| q::search(c, &scopes, &query, before.as_ref(), limit)).await?) })
     }
 
     fn max_seq(&self, conv: ConvId) -> StoreFuture<i64> {

@@ -254,3 +254,9 @@ pub fn unhide(conn: &mut AnyConnection, user: i64, conv: &str) -> Result<(), DbE
     diesel::update(st::table.find((user, conv))).set(st::hidden_seq.eq(-1)).execute(conn)?;
     Ok(())
 }
+
+/// Every conversation `user` has a state in (1:1 and groups, hidden from the list or not, and
+/// groups they left), for searches over all of them.
+pub fn conv_ids_of(conn: &mut AnyConnection, user: i64) -> Result<Vec<String>, DbError> {
+    Ok(st::table.filter(st::user_id.eq(user)).select(st::conv_id).load(conn)?)
+}

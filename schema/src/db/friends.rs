@@ -359,6 +359,8 @@ pub enum SendRefusal {
     AlreadyFriends,
     /// The last request to the same user is younger than the cooldown; ms until allowed.
     TooSoon(i64),
+    /// The sender blocked the target (unblock first).
+    YouBlocked,
 }
 
 /// What sending a request did.
@@ -368,6 +370,9 @@ pub enum Sent {
     Pending(FriendRequest),
     /// The target had a pending request to the sender: both are accepted, the two are friends.
     Befriended(FriendRequest),
+    /// The target blocked the sender: stored as ignored, shown to the sender as pending, and
+    /// the target is not told.
+    Hidden(FriendRequest),
 }
 
 fn is_open(r: &FriendRequest, rules: &RequestRules) -> bool {
@@ -391,6 +396,9 @@ pub fn send_request(
     }
     if are_friends(conn, from, to)? {
         return Ok(Err(SendRefusal::AlreadyFriends));
+    }
+    if super::blocks::is_blocked(conn, from, to)? {
+        return Ok(Err(SendRefusal::YouBlocked));
     }
     let last: Option<FriendRequest> = friend_requests::table
         .filter(friend_requests::from_user_id.eq(from))
@@ -421,8 +429,17 @@ pub fn send_request(
         .filter(friend_requests::status.eq_any([status::PENDING, status::IGNORED]))
         .select(FriendRequest::as_select())
         .load(conn)?;
-    let mutual = reverse.iter().any(|r| is_open(r, rules));
-    let new_status = if mutual { status::ACCEPTED } else { status::PENDING };
+    // A request from a user the recipient blocked is kept as ignored: its sender sees it
+    // pending, as any unanswered request, and the recipient never sees it.
+    let blocked = super::blocks::is_blocked(conn, to, from)?;
+    let mutual = !blocked && reverse.iter().any(|r| is_open(r, rules));
+    let new_status = if mutual {
+        status::ACCEPTED
+    } else if blocked {
+        status::IGNORED
+    } else {
+        status::PENDING
+    };
     let req: FriendRequest = diesel::insert_into(friend_requests::table)
         .values(NewFriendRequest {
             from_user_id: from,
@@ -434,6 +451,9 @@ pub fn send_request(
         })
         .returning(friend_requests::all_columns)
         .get_result(conn)?;
+    if blocked {
+        return Ok(Ok(Sent::Hidden(req)));
+    }
     if !mutual {
         return Ok(Ok(Sent::Pending(req)));
     }
@@ -487,6 +507,7 @@ pub fn answer_request(
     let req: Option<FriendRequest> = friend_requests::table
         .find(id)
         .filter(friend_requests::to_user_id.eq(me))
+        .filter(diesel::dsl::not(friend_requests::from_user_id.eq_any(super::blocks::blocked_ids(conn, me)?)))
         .select(FriendRequest::as_select())
         .first(conn)
         .optional()?;
@@ -545,7 +566,9 @@ pub fn list_requests(
     let cutoff = rules.expired_before();
     let mut q = friend_requests::table.into_boxed();
     q = match direction {
-        Direction::Incoming => q.filter(friend_requests::to_user_id.eq(me)),
+        Direction::Incoming => q
+            .filter(friend_requests::to_user_id.eq(me))
+            .filter(diesel::dsl::not(friend_requests::from_user_id.eq_any(super::blocks::blocked_ids(conn, me)?))),
         Direction::Outgoing => q.filter(friend_requests::from_user_id.eq(me)),
     };
     let open = [status::PENDING, status::IGNORED];

@@ -7,9 +7,11 @@ use diesel::prelude::*;
 use super::schema::messages;
 use super::{AnyConnection, DbError};
 use crate::ids::{ConvId, UserId};
-use crate::message::{Appended, MessageKind, MessageRecord, Page};
+use crate::message::{
+    like_pattern, Appended, MessageKind, MessageRecord, Page, SearchCursor, SearchScope, TRIGRAM_MIN_CHARS,
+};
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = messages)]
 struct Row {
     conv_id: String,
@@ -345,4 +347,124 @@ pub fn reactions(
         .into_iter()
         .map(|(seq, user, emoji, at)| crate::message::Reaction { seq, user: UserId(user), emoji, at })
         .collect())
+}
+
+/// The escape clause of [`like_pattern`]'s patterns.
+const LIKE_ESCAPE: &str = " ESCAPE '\\'";
+
+/// Builds the search query for one backend: `$text` is the body condition up to its one text
+/// bind, `$after` what follows the bind; `$ph` writes the backend's placeholder for bind `n`.
+macro_rules! search_query {
+    ($backend:ty, $ph:expr, $text:expr, $bind:expr, $after:expr, $scopes:expr, $before:expr, $limit:expr) => {{
+        let ph = $ph;
+        let mut n = 0usize;
+        let mut next = || {
+            n += 1;
+            ph(n)
+        };
+        let mut q = diesel::sql_query(
+            "SELECT * FROM messages WHERE kind <> 'system' AND recalled_at IS NULL AND body IS NOT NULL AND ",
+        )
+        .into_boxed::<$backend>()
+        .sql($text)
+        .sql(next())
+        .bind::<diesel::sql_types::Text, _>($bind)
+        .sql($after)
+        .sql(" AND (");
+        for (i, s) in $scopes.iter().enumerate() {
+            q = q
+                .sql(if i == 0 { "(conv_id = " } else { " OR (conv_id = " })
+                .sql(next())
+                .bind::<diesel::sql_types::Text, _>(s.conv.0.clone())
+                .sql(" AND seq > ")
+                .sql(next())
+                .bind::<diesel::sql_types::BigInt, _>(s.floor)
+                .sql(" AND seq <= ")
+                .sql(next())
+                .bind::<diesel::sql_types::BigInt, _>(s.ceiling)
+                .sql(")");
+        }
+        q = q.sql(")");
+        if let Some(c) = $before {
+            q = q
+                .sql(" AND (created_at < ")
+                .sql(next())
+                .bind::<diesel::sql_types::BigInt, _>(c.ts)
+                .sql(" OR (created_at = ")
+                .sql(next())
+                .bind::<diesel::sql_types::BigInt, _>(c.ts)
+                .sql(" AND (conv_id < ")
+                .sql(next())
+                .bind::<diesel::sql_types::Text, _>(c.conv.0.clone())
+                .sql(" OR (conv_id = ")
+                .sql(next())
+                .bind::<diesel::sql_types::Text, _>(c.conv.0.clone())
+                .sql(" AND seq < ")
+                .sql(next())
+                .bind::<diesel::sql_types::BigInt, _>(c.seq)
+                .sql("))))");
+        }
+        q.sql(" ORDER BY created_at DESC, conv_id DESC, seq DESC LIMIT ")
+            .sql(next())
+            .bind::<diesel::sql_types::BigInt, _>($limit)
+    }};
+}
+
+/// Text messages whose body contains `query` (case-insensitively), not recalled, in the
+/// `scopes` given, newest first (`ts`, then conversation id, then seq, all descending),
+/// strictly after `before` in that order, at most `limit`.
+///
+/// SQLite looks queries of [`TRIGRAM_MIN_CHARS`] or more characters up in the FTS5 trigram
+/// index `messages_fts` (a phrase query: the whole string as a substring) and scans the scopes
+/// with `LIKE` for shorter ones; PostgreSQL uses `ILIKE`, which the `pg_trgm` GIN index serves
+/// from three characters on.
+pub fn search(
+    conn: &mut AnyConnection,
+    scopes: &[SearchScope],
+    query: &str,
+    before: Option<&SearchCursor>,
+    limit: i64,
+) -> Result<Vec<MessageRecord>, DbError> {
+    if scopes.is_empty() || query.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<Row> = match conn {
+        AnyConnection::Sqlite(c) => {
+            if query.chars().count() >= TRIGRAM_MIN_CHARS {
+                let phrase = format!("\"{}\"", query.replace('"', "\"\""));
+                let text = "rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ";
+                search_query!(diesel::sqlite::Sqlite, |_| "?".to_owned(), text, phrase, ")", scopes, before, limit)
+                    .load(c)?
+            } else {
+                // Trigram lookups need three characters: scan the reader's scopes instead.
+                let text = "body LIKE ";
+                search_query!(
+                    diesel::sqlite::Sqlite,
+                    |_| "?".to_owned(),
+                    text,
+                    like_pattern(query),
+                    LIKE_ESCAPE,
+                    scopes,
+                    before,
+                    limit
+                )
+                .load(c)?
+            }
+        }
+        AnyConnection::Postgresql(c) => {
+            let text = "body ILIKE ";
+            search_query!(
+                diesel::pg::Pg,
+                |n| format!("${n}"),
+                text,
+                like_pattern(query),
+                LIKE_ESCAPE,
+                scopes,
+                before,
+                limit
+            )
+            .load(c)?
+        }
+    };
+    Ok(rows.into_iter().map(Into::into).collect())
 }

@@ -4,6 +4,7 @@
 //! Everything here is blocking Diesel code. It must run on a `SyncArbiter` thread or a blocking
 //! pool, never on an async event loop; `actors::db` provides that.
 
+pub mod blocks;
 pub mod conversations;
 pub mod devices;
 pub mod friends;

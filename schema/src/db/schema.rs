@@ -204,6 +204,14 @@ diesel::table! {
 diesel::joinable!(devices -> users (user_id));
 diesel::joinable!(conversation_states -> conversations (conv_id));
 diesel::joinable!(group_members -> groups (group_id));
+diesel::table! {
+    user_blocks (user_id, blocked_id) {
+        user_id -> BigInt,
+        blocked_id -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(friendships -> friend_categories (category_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -221,4 +229,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     entity_owners,
     reactions,
     uploads,
+    user_blocks,
 );

@@ -135,7 +135,7 @@ pub struct SendBody {
 
 crate::errors!(
     /// Errors of `POST /friend/request`.
-    SendRequestErrors: InvalidMessage, CannotFriendSelf, UserNotFound, AlreadyFriends, RequestTooSoon
+    SendRequestErrors: InvalidMessage, CannotFriendSelf, UserNotFound, AlreadyFriends, BlockedByYou, RequestTooSoon
 );
 
 /// `POST /friend/request`: 201 with the pending request, or 200 with `status: accepted` when the
@@ -160,6 +160,9 @@ async fn send_request(state: web::Data<AppState>, me: Authed, body: web::Json<Se
             return Err(ApiError::new(ErrorCode::CannotFriendSelf, "you cannot send a friend request to yourself"))
         }
         Ok(Err(SendRefusal::UserNotFound)) => return Err(ApiError::new(ErrorCode::UserNotFound, "no such user")),
+        Ok(Err(SendRefusal::YouBlocked)) => {
+            return Err(ApiError::new(ErrorCode::BlockedByYou, "you blocked this user: unblock them first"))
+        }
         Ok(Err(SendRefusal::AlreadyFriends)) => {
             return Err(ApiError::new(ErrorCode::AlreadyFriends, "you are friends already"))
         }
@@ -182,6 +185,8 @@ async fn send_request(state: web::Data<AppState>, me: Authed, body: web::Json<Se
     };
     let target = crate::auth::load_user(&state, UserId(to)).await?;
     match sent {
+        // The target blocked me: I see my request pending, as any unanswered one; they see nothing.
+        Sent::Hidden(r) => Ok(HttpResponse::Created().json(RequestView::new(&r, &target, from, &rules))),
         Sent::Pending(r) => {
             let for_target = RequestView::new(&r, &me.user, to, &rules);
             state.events.push(UserId(to), "friend_request", json!(for_target));

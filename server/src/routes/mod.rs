@@ -3,8 +3,10 @@
 //! - [`health`]: `/healthz`, `/readyz`.
 //! - [`accounts`]: `/api/v1/auth/*`, `/api/v1/users/*`, `/api/v1/user/search`.
 //! - [`friends`]: `/api/v1/friend/*`, `/api/v1/friends/*`.
+//! - [`blocks`]: blocking, `/api/v1/blocks/*` and the block list.
 //! - [`groups`]: `/api/v1/groups/*` (group messages are sent over `/ws` too).
 //! - [`conversations`]: `/api/v1/conversations/*` (messages are sent over `/ws`).
+//! - [`search`]: message search, `/api/v1/search/messages`.
 //! - [`admin`]: `/admin/v1/*` and `/metrics`, behind the admin token (absent when none is set).
 //! - [`uploads`]: `/api/v1/uploads/*`, files sent in messages.
 //! - [`limits`]: `/api/v1/limits`, the limits a client needs to know.
@@ -17,11 +19,13 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod blocks;
 pub mod conversations;
 pub mod friends;
 pub mod groups;
 pub mod health;
 pub mod limits;
+pub mod search;
 pub mod uploads;
 pub mod webapp;
 
@@ -132,10 +136,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
             scope::scope("/api/v1")
                 .configure(accounts::configure)
                 .configure(friends::configure)
+                .configure(blocks::configure)
                 .configure(conversations::configure)
                 .configure(groups::configure)
                 .configure(limits::configure)
                 .configure(uploads::configure)
+                .configure(search::configure)
                 .service(crate::openapi::openapi_json)
                 .service(crate::openapi::ws_schema_json),
         )

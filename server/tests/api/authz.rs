@@ -251,6 +251,14 @@ fn rows() -> Vec<Row> {
             None,
             [401, 401, 401, 401, 404, 404, 404, 204],
         ),
+        // Blocks: anyone may block anyone but themselves; unblocking is idempotent.
+        row("PUT /api/v1/blocks/{user_id}", "/api/v1/blocks/{member}", None, [401, 401, 401, 401, 204, 400, 204, 204]),
+        row(
+            "DELETE /api/v1/blocks/{user_id}",
+            "/api/v1/blocks/{member}",
+            None,
+            [401, 401, 401, 401, 204, 204, 204, 204],
+        ),
         // Conversations: the 1:1 one of owner and member, and the group's.
         row(
             "PATCH /api/v1/conversations/{conv}",
