@@ -19,7 +19,7 @@ mod helpers;
 mod logs;
 mod process;
 mod rich;
-mod uploads;
 mod search;
+mod uploads;
 mod web;
 mod ws_client;
