@@ -361,19 +361,21 @@ async fn recall_removes_the_upload(app: TestApp) -> TestResult {
     for t in [&b.token, &a.token] {
         assert_eq!(fetch(&app, &path, t, None).await?.0, StatusCode::NOT_FOUND);
     }
-    // The bytes go too.
-    let mut removed = false;
-    for _ in 0..50 {
+    // The bytes go too: the row is marked removed first (nobody is served it from then on), then
+    // the bytes are deleted, so both are awaited.
+    let (mut removed, mut gone) = (false, false);
+    for _ in 0..100 {
         let i = id.clone();
         let up = app.state.db.read(move |c| schema::db::uploads::find(c, &i)).await?.ok_or("row")?;
-        if up.removed_at.is_some() {
-            removed = true;
+        removed = up.removed_at.is_some();
+        gone = crate::helpers::blob_gone(&app, &id);
+        if removed && gone {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(removed, "the upload is marked removed");
-    assert!(crate::helpers::blob_gone(&app, &id), "the bytes are deleted");
+    assert!(gone, "the bytes are deleted");
     Ok(())
 }
 
@@ -390,13 +392,15 @@ async fn unattached_uploads_are_swept(app: TestApp) -> TestResult {
     let mut gone = false;
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        if fetch(&app, &format!("/api/v1/uploads/{left}"), &a.token, None).await?.0 == StatusCode::NOT_FOUND {
+        // Served no more, then (the bytes are deleted after the row is marked) gone from disk.
+        if fetch(&app, &format!("/api/v1/uploads/{left}"), &a.token, None).await?.0 == StatusCode::NOT_FOUND
+            && crate::helpers::blob_gone(&app, &left)
+        {
             gone = true;
             break;
         }
     }
-    assert!(gone, "the unattached upload was swept");
-    assert!(crate::helpers::blob_gone(&app, &left));
+    assert!(gone, "the unattached upload was swept: not served, bytes deleted");
     assert_eq!(
         fetch(&app, &format!("/api/v1/uploads/{kept}"), &b.token, None).await?.0,
         StatusCode::OK,
