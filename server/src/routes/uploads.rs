@@ -201,8 +201,8 @@ fn cache_control(state: &AppState) -> String {
     params(("id" = String, Path, description = "The upload's id"),
         ("Range" = Option<String>, Header, description = "bytes=a-b, bytes=a- or bytes=-n (one range)")),
     responses(
-        (status = 200, description = "The whole file", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 206, description = "The range asked for", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The whole file, as its sniffed type (one of `uploads.mime_types` in /api/v1/limits)", content_type = "*/*", body = Vec<u8>),
+        (status = 206, description = "The range asked for, as the file's sniffed type", content_type = "*/*", body = Vec<u8>),
         DownloadErrors))]
 #[get("/uploads/{id}")]
 async fn download_upload(
