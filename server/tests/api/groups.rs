@@ -29,7 +29,7 @@ mod rules {
 }
 
 /// Owner `o` with friends `names`, all in a new group; returns (group id, conv, owner, members).
-async fn group_of(app: &TestApp, names: &[&str]) -> TestResult<(i64, String, User, Vec<User>)> {
+pub(crate) async fn group_of(app: &TestApp, names: &[&str]) -> TestResult<(i64, String, User, Vec<User>)> {
     let o = app.user("owner").await?;
     let mut members = Vec::new();
     for n in names {

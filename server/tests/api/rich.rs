@@ -8,6 +8,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use serde_json::{json, Value};
 
+use crate::groups::group_of;
 use crate::helpers::{TestApp, TestResult, User};
 use crate::store_tests;
 use crate::ws_client::{conv_of, WsClient};
@@ -39,22 +40,6 @@ async fn pair(app: &TestApp) -> TestResult<(User, User, String)> {
     app.befriend(&a, &b).await?;
     let conv = conv_of(&a, &b);
     Ok((a, b, conv))
-}
-
-/// Owner `o` and friends `names` in a new group: (group id, conv, owner, members).
-async fn group_of(app: &TestApp, names: &[&str]) -> TestResult<(i64, String, User, Vec<User>)> {
-    let o = app.user("owner").await?;
-    let mut members = Vec::new();
-    for n in names {
-        let u = app.user(n).await?;
-        app.befriend(&o, &u).await?;
-        members.push(u);
-    }
-    let ids: Vec<i64> = members.iter().map(|u| u.id).collect();
-    let (s, g) = app.post("/api/v1/groups", Some(&o.token), json!({"name": "Team", "member_ids": ids})).await?;
-    assert_eq!(s, StatusCode::CREATED, "{g}");
-    let id = g["id"].as_i64().ok_or("id")?;
-    Ok((id, format!("g:{id}"), o, members))
 }
 
 /// The message `seq` of a `synced` answer.
