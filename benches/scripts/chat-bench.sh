@@ -9,7 +9,8 @@
 # Knobs (environment): BIN (dir with im-server and im-loadgen; default target/release),
 # BACKENDS ("sqlite postgres mongodb"; " " for none), RATES ("1000 2000 5000 10000 20000"), PAIRS (200),
 # DURATION (20), WARMUP (2), DRAIN (20), PORT (18080), LOGIN_COSTS ("12 10"), LOGIN_SECS (20),
-# PG_URL (postgres://postgres@127.0.0.1:5432), MONGO_URL (mongodb://127.0.0.1:27017).
+# PG_URL (postgres://postgres@127.0.0.1:5432), MONGO_URL (mongodb://127.0.0.1:27017),
+# LOADGEN_ARGS (more `im-loadgen direct` flags, e.g. "--react-pct 10 --edit-pct 2" for the mixed run).
 # Needs PostgreSQL and the MongoDB wire server up (bash scripts/services.sh).
 set -euo pipefail
 
@@ -129,7 +130,7 @@ for backend in $BACKENDS; do
         top_pid=$!
         rc=0
         "$BIN/im-loadgen" direct --url "$URL" --pairs "$PAIRS" --rate "$rate" --duration "$DURATION" \
-            --warmup "$WARMUP" --drain "$DRAIN" --pid "$SERVER_PID" --label "$backend" --json \
+            --warmup "$WARMUP" --drain "$DRAIN" --pid "$SERVER_PID" --label "$backend" --json ${LOADGEN_ARGS:-} \
             >"$OUT/$name.json" 2>"$OUT/$name.stderr" || rc=$?
         wait "$top_pid" 2>/dev/null || true
         echo "$rc" >"$OUT/$name.rc"

@@ -87,6 +87,12 @@ pub struct FrameView<'a> {
     pub code: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     pub user_id: Option<i64>,
+    /// `reaction`: who reacted.
+    #[serde(default)]
+    pub user: Option<i64>,
+    /// `msg` and `edited`: the text.
+    #[serde(default, borrow)]
+    pub body: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// Connects `token`'s device to `/ws`, reads `hello`, and starts the reader and writer tasks

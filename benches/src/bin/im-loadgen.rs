@@ -9,6 +9,11 @@
 //! im-loadgen direct --url http://127.0.0.1:8080 --pairs 200 --rate 5000 --duration 20 --warmup 2
 //! im-loadgen direct --url http://127.0.0.1:8080 --pairs 200 --step 1000:+1000:20000 --step-p99-ms 10 \
 //!     --duration 10 --warmup 2
+//! # the same with 10 % of the operations reactions and 2 % edits (their latencies apart)
+//! im-loadgen direct --url http://127.0.0.1:8080 --pairs 200 --rate 5000 --react-pct 10 --edit-pct 2
+//!
+//! # search latency over 1,000,000 messages stored through the server (100 conversations)
+//! im-loadgen search --url http://127.0.0.1:8080 --pairs 100 --messages 1000000 --queries 200
 //!
 //! # group fan-out; the step bound is on send->delivered to the last member
 //! im-loadgen group  --url http://127.0.0.1:8080 --groups 1 --members 1000 --rate 100 --duration 15
@@ -36,7 +41,7 @@
 use std::process::ExitCode;
 
 use benches::report::{emit, emit_json};
-use benches::scenario::{direct, group, idle, login, Outcome};
+use benches::scenario::{direct, group, idle, login, search, Outcome};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -59,6 +64,9 @@ enum Command {
     /// Many authenticated, idle WebSocket sessions held open: connect latency, server memory per
     /// session, idle CPU, and that every session stays open.
     Idle(idle::Args),
+    /// Fills the store with a large history through the server, then times message searches
+    /// (rare, common, Chinese, two-character and absent terms; over all conversations and one).
+    Search(search::Args),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +80,7 @@ fn main() -> ExitCode {
         Command::Direct(a) => (a.common.json, direct::run(a)),
         Command::Group(a) => (a.common.json, group::run(a)),
         Command::Idle(a) => (a.common.json, idle::run(a)),
+        Command::Search(a) => (a.common.json, search::run(a)),
     };
     match res {
         Ok(outcome) => report(outcome, json),

@@ -13,6 +13,14 @@
 //! With `--threads T` the pairs are split over T generator threads, each with its own actix
 //! system, sockets and scheduler (rate shared in proportion); results are merged at the end.
 //!
+//! With `--react-pct` / `--edit-pct` a share of the operations are not sends: a reaction (👍, on
+//! or off, whichever changes the state) by the scheduled sender on the latest acked message of
+//! the pair's conversation, or an edit by the sender of its own latest acked message. A reaction
+//! counts as answered when its `reaction` frame comes back to the reacting socket and as delivered
+//! when it reaches the peer's; an edit is answered by its `ack` and delivered by the peer's
+//! `edited`. Their latencies are reported apart from the sends', which stay comparable with a
+//! plain run.
+//!
 //! With `--step FROM:STEP:TO` the same connected pairs run one window per rate (warm-up,
 //! window and drain each, message ids unique per step) until a step does not hold: send->ack
 //! p99 above `--step-p99-ms`, or any lost, duplicated, out-of-order, refused or unanswered
@@ -20,6 +28,7 @@
 //! highest rate that held; lost, duplicated or out-of-order messages still fail the run.
 
 use std::cell::RefCell;
+use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -95,6 +104,37 @@ pub struct Args {
     /// Step mode: the bound on the p99 of send->ack, milliseconds.
     #[arg(long, default_value_t = 10.0)]
     pub step_p99_ms: f64,
+    /// Percent of the operations that are reactions (👍 on or off) instead of sends.
+    #[arg(long, default_value_t = 0.0)]
+    pub react_pct: f64,
+    /// Percent of the operations that are edits of the sender's latest message instead of sends.
+    #[arg(long, default_value_t = 0.0)]
+    pub edit_pct: f64,
+}
+
+/// What operation number k is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Op {
+    #[default]
+    Send,
+    React,
+    Edit,
+}
+
+/// The emoji the mixed load reacts with.
+const EMOJI: &str = "\u{1F44D}";
+
+/// The kind operation `k` is meant to be: a fixed pseudo-random spread of `react` and `edit`
+/// basis points over the operation numbers (the same for every run and thread).
+fn planned_op(k: u64, react_bp: u64, edit_bp: u64) -> Op {
+    let r = (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % 10_000;
+    if r < react_bp {
+        Op::React
+    } else if r < react_bp + edit_bp {
+        Op::Edit
+    } else {
+        Op::Send
+    }
 }
 
 /// Where the two users of a pair connect.
@@ -121,6 +161,7 @@ impl Placement {
 struct Msg {
     /// Intended send time, microseconds after `t0`.
     due_us: u64,
+    op: Op,
     /// Could not be queued (its socket was gone).
     not_sent: bool,
     acked: bool,
@@ -152,6 +193,22 @@ struct Shard {
     receipts: bool,
     convs: Vec<String>,
     progress: Arc<Progress>,
+    /// The user id of each socket.
+    user_ids: Vec<i64>,
+    /// Per pair: the highest seq acked in its conversation (what reactions go to).
+    conv_seq: Vec<i64>,
+    /// Per socket: the seq of its latest acked send (what its edits go to).
+    own_seq: Vec<i64>,
+    /// Per socket: the seqs it has a reaction on (as sent: the owner applies them in order).
+    reacted: Vec<HashSet<i64>>,
+    /// Per socket: its reactions waiting for their echo, oldest first.
+    echo_q: Vec<VecDeque<usize>>,
+    /// Per socket: the peer's reactions it has yet to see, oldest first.
+    peer_q: Vec<VecDeque<usize>>,
+    react_echo: Latency,
+    react_delivered: Latency,
+    edit_ack: Latency,
+    edit_delivered: Latency,
 }
 
 impl Shard {
@@ -199,9 +256,20 @@ impl Shard {
                     return;
                 }
                 m.acked = true;
-                let due = m.due_us;
+                let (due, op) = (m.due_us, m.op);
+                if op == Op::Send {
+                    if let Some(seq) = v.seq {
+                        let pair = k % self.pairs;
+                        self.conv_seq[pair] = self.conv_seq[pair].max(seq);
+                        self.own_seq[s] = self.own_seq[s].max(seq);
+                    }
+                }
                 if due >= warmup_us {
-                    self.ack.record(at.saturating_duration_since(t0 + Duration::from_micros(due)));
+                    let lat = at.saturating_duration_since(t0 + Duration::from_micros(due));
+                    match op {
+                        Op::Edit => self.edit_ack.record(lat),
+                        _ => self.ack.record(lat),
+                    }
                 }
                 if self.in_window(at) {
                     self.acks_in_window += 1;
@@ -248,6 +316,48 @@ impl Shard {
                 }
                 self.progress.add(DELIVERED, 1);
             }
+            "edited" => {
+                // The body starts with the edit's id; the editor's own `edited` is not counted.
+                let id = v.body.as_deref().and_then(|b| b.split(' ').next());
+                let Some(k) = self.index(id) else {
+                    self.misrouted += 1;
+                    return;
+                };
+                if self.sender(k) == s {
+                    return;
+                }
+                if self.recipient(k) != s {
+                    self.misrouted += 1;
+                    return;
+                }
+                self.delivered_op(k, at);
+            }
+            "reaction" => {
+                let own = v.user.is_some() && v.user == self.user_ids.get(s).copied();
+                let queue = if own { &mut self.echo_q } else { &mut self.peer_q };
+                let Some(k) = queue.get_mut(s).and_then(VecDeque::pop_front) else {
+                    self.misrouted += 1;
+                    return;
+                };
+                if own {
+                    let (t0, warmup_us) = (self.t0, self.warmup_us);
+                    let m = &mut self.msgs[k];
+                    if m.acked {
+                        self.dup_acks += 1;
+                        return;
+                    }
+                    m.acked = true;
+                    if m.due_us >= warmup_us {
+                        self.react_echo.record(at.saturating_duration_since(t0 + Duration::from_micros(m.due_us)));
+                    }
+                    if self.in_window(at) {
+                        self.acks_in_window += 1;
+                    }
+                    self.progress.add(ACKED, 1);
+                } else {
+                    self.delivered_op(k, at);
+                }
+            }
             "error" => {
                 bump(&mut self.errors, v.code.as_deref().unwrap_or("?"), 1);
                 self.progress.add(ERRORS, 1);
@@ -257,6 +367,68 @@ impl Shard {
             }
             // hello, presence, pong, delivered/read receipts, events: not measured.
             _ => {}
+        }
+    }
+
+    /// Operation `k` (an edit or a reaction) reached the peer at `at`.
+    fn delivered_op(&mut self, k: usize, at: Instant) {
+        let (t0, warmup_us) = (self.t0, self.warmup_us);
+        let m = &mut self.msgs[k];
+        m.delivered = m.delivered.saturating_add(1);
+        if m.delivered > 1 {
+            return;
+        }
+        if m.due_us >= warmup_us {
+            let lat = at.saturating_duration_since(t0 + Duration::from_micros(m.due_us));
+            match m.op {
+                Op::Edit => self.edit_delivered.record(lat),
+                _ => self.react_delivered.record(lat),
+            }
+        }
+        if self.in_window(at) {
+            self.deliveries_in_window += 1;
+        }
+        self.progress.add(DELIVERED, 1);
+    }
+
+    /// The text of operation `k` of kind `op` on socket `s` (pair `pair`), with its id `{prefix}{k}`,
+    /// or `None` when it has no target yet (then it is sent as a plain message).
+    fn op_frame(&mut self, op: Op, k: u64, s: usize, pair: usize, body: &str) -> Option<String> {
+        match op {
+            Op::Send => None,
+            Op::React => {
+                let seq = *self.conv_seq.get(pair)?;
+                if seq == 0 {
+                    return None;
+                }
+                let on = self.reacted[s].insert(seq);
+                if !on {
+                    self.reacted[s].remove(&seq);
+                }
+                self.echo_q[s].push_back(k as usize);
+                self.peer_q[s ^ 1].push_back(k as usize);
+                let frame = ClientFrame::React {
+                    conv: schema::ConvId(self.convs[pair].clone()),
+                    seq,
+                    emoji: EMOJI.into(),
+                    on,
+                };
+                serde_json::to_string(&frame).ok()
+            }
+            Op::Edit => {
+                let seq = *self.own_seq.get(s)?;
+                if seq == 0 {
+                    return None;
+                }
+                let id = format!("{}{k}", self.prefix);
+                let frame = ClientFrame::Edit {
+                    conv: schema::ConvId(self.convs[pair].clone()),
+                    seq,
+                    body: format!("{id} {body}"),
+                    id,
+                };
+                serde_json::to_string(&frame).ok()
+            }
         }
     }
 
@@ -277,6 +449,13 @@ impl Shard {
         self.out_of_order = 0;
         self.undecodable = 0;
         self.errors.clear();
+        self.react_echo = Latency::new();
+        self.react_delivered = Latency::new();
+        self.edit_ack = Latency::new();
+        self.edit_delivered = Latency::new();
+        for q in self.echo_q.iter_mut().chain(self.peer_q.iter_mut()) {
+            q.clear();
+        }
     }
 
     /// Everything sent is answered (acked or refused) and everything acked is delivered.
@@ -314,6 +493,12 @@ struct ShardResult {
     lost_examples: Vec<String>,
     /// Recipient sockets that missed at least one acked message.
     lost_recipients: u64,
+    /// Operations sent by kind: sends, reactions, edits.
+    ops: [u64; 3],
+    react_echo: Latency,
+    react_delivered: Latency,
+    edit_ack: Latency,
+    edit_delivered: Latency,
 }
 
 impl ShardResult {
@@ -342,6 +527,13 @@ impl ShardResult {
         self.max_lag = self.max_lag.max(o.max_lag);
         self.drain = self.drain.max(o.drain);
         self.lost_recipients += o.lost_recipients;
+        for (a, b) in self.ops.iter_mut().zip(o.ops) {
+            *a += b;
+        }
+        self.react_echo.merge(&o.react_echo);
+        self.react_delivered.merge(&o.react_delivered);
+        self.edit_ack.merge(&o.edit_ack);
+        self.edit_delivered.merge(&o.edit_delivered);
         self.lost_examples.extend(o.lost_examples);
         self.lost_examples.truncate(10);
     }
@@ -362,6 +554,8 @@ struct Plan {
     receipts: bool,
     connect_concurrency: usize,
     progress: Arc<Progress>,
+    /// Basis points of reactions and of edits among the operations.
+    mix_bp: (u64, u64),
 }
 
 /// One measured run, sent to every generator thread.
@@ -380,6 +574,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let c = args.common.clone();
     if args.pairs == 0 || args.rate.is_nan() || args.rate <= 0.0 || args.duration == 0 {
         return Err(anyhow!("--pairs, --rate and --duration must be positive"));
+    }
+    let pct_ok = |p: f64| (0.0..=100.0).contains(&p);
+    if !pct_ok(args.react_pct) || !pct_ok(args.edit_pct) || args.react_pct + args.edit_pct > 100.0 {
+        return Err(anyhow!("--react-pct and --edit-pct must be within 0..=100 and add up to at most 100"));
     }
     let progress = Progress::new(&["sent", "acked", "delivered", "errors"]);
     let printer = progress.spawn_printer(c.quiet);
@@ -422,6 +620,7 @@ fn run_inner(args: &Args, progress: &Arc<Progress>) -> anyhow::Result<Outcome> {
             receipts: args.receipts,
             connect_concurrency: args.connect_concurrency,
             progress: progress.clone(),
+            mix_bp: ((args.react_pct * 100.0).round() as u64, (args.edit_pct * 100.0).round() as u64),
         })
         .collect();
     let fleet = spawn_fleet(plans, shard)?.connected()?;
@@ -498,6 +697,8 @@ struct Ctx<'a> {
     state: &'a Rc<RefCell<Shard>>,
     sockets: &'a [Socket],
     frames: &'a [(String, String)],
+    body: &'a str,
+    mix_bp: (u64, u64),
     share: f64,
     warmup: Duration,
     duration: Duration,
@@ -508,7 +709,7 @@ struct Ctx<'a> {
 /// sockets, then close.
 async fn shard(plan: Plan, mut link: Link<Run, ShardResult>) -> anyhow::Result<()> {
     let index = link.index;
-    let Plan { timeout, pairs, share, warmup, duration, drain, body, receipts, .. } = plan;
+    let Plan { timeout, pairs, share, warmup, duration, drain, body, receipts, mix_bp, .. } = plan;
     let node_apis: Vec<Api> = plan.nodes.iter().map(|u| Api::new(u, timeout)).collect();
     let placement = plan.placement;
     let users: Vec<User> = pairs.iter().flat_map(|(a, b)| [a.clone(), b.clone()]).collect();
@@ -534,6 +735,16 @@ async fn shard(plan: Plan, mut link: Link<Run, ShardResult>) -> anyhow::Result<(
         receipts,
         convs: pairs.iter().map(|(a, b)| setup::direct_conv(a, b).0).collect(),
         progress: plan.progress.clone(),
+        user_ids: users.iter().map(|u| u.id).collect(),
+        conv_seq: vec![0; pairs.len()],
+        own_seq: vec![0; users.len()],
+        reacted: vec![HashSet::new(); users.len()],
+        echo_q: vec![VecDeque::new(); users.len()],
+        peer_q: vec![VecDeque::new(); users.len()],
+        react_echo: Latency::new(),
+        react_delivered: Latency::new(),
+        edit_ack: Latency::new(),
+        edit_delivered: Latency::new(),
     }));
 
     // The `send` frame of each pair, encoded once and split around the id.
@@ -577,7 +788,8 @@ async fn shard(plan: Plan, mut link: Link<Run, ShardResult>) -> anyhow::Result<(
     state.borrow_mut().sockets = sockets.iter().map(|s| Some(s.clone())).collect();
     let _ = link.ready.send(Ok(()));
 
-    let ctx = Ctx { index, state: &state, sockets: &sockets, frames: &frames, share, warmup, duration, drain };
+    let ctx =
+        Ctx { index, state: &state, sockets: &sockets, frames: &frames, body: &body, share, warmup, duration, drain, mix_bp };
     link.serve(|run| one_run(&ctx, run)).await;
 
     for s in &sockets {
@@ -590,7 +802,7 @@ async fn shard(plan: Plan, mut link: Link<Run, ShardResult>) -> anyhow::Result<(
 
 /// One measured run on connected sockets: send on schedule, drain, count.
 async fn one_run(ctx: &Ctx<'_>, run: Run) -> anyhow::Result<ShardResult> {
-    let Ctx { index, state, sockets, frames, warmup, duration, drain, .. } = *ctx;
+    let Ctx { index, state, sockets, frames, body, warmup, duration, drain, mix_bp, .. } = *ctx;
     let prefix = if run.step == 0 { format!("lg{index}-") } else { format!("lg{index}s{}-", run.step) };
     let t0 = run.t0;
     let rate = run.rate * ctx.share;
@@ -623,14 +835,21 @@ async fn one_run(ctx: &Ctx<'_>, run: Run) -> anyhow::Result<ShardResult> {
                 }
                 let i = k as usize;
                 let (pair, dir) = (i % npairs, (i / npairs) % 2);
-                let (head, tail) = &frames[pair];
-                let text = format!("{head}{prefix}{k}{tail}");
+                let s = 2 * pair + dir;
+                let planned = if mix_bp == (0, 0) { Op::Send } else { planned_op(k, mix_bp.0, mix_bp.1) };
+                let (op, text) = match st.op_frame(planned, k, s, pair, body) {
+                    Some(text) => (planned, text),
+                    None => {
+                        let (head, tail) = &frames[pair];
+                        (Op::Send, format!("{head}{prefix}{k}{tail}"))
+                    }
+                };
                 let due_us = d.as_micros() as u64;
                 if due_us >= st.warmup_us {
                     sent_in_window += 1;
                 }
-                let ok = sockets[2 * pair + dir].send_text(text);
-                st.msgs.push(Msg { due_us, not_sent: !ok, ..Msg::default() });
+                let ok = sockets[s].send_text(text);
+                st.msgs.push(Msg { due_us, op, not_sent: !ok, ..Msg::default() });
                 st.progress.add(SENT, 1);
                 k += 1;
                 batch += 1;
@@ -668,6 +887,10 @@ async fn one_run(ctx: &Ctx<'_>, run: Run) -> anyhow::Result<ShardResult> {
         delivery: st.delivered.clone(),
         max_lag,
         drain: drained,
+        react_echo: st.react_echo.clone(),
+        react_delivered: st.react_delivered.clone(),
+        edit_ack: st.edit_ack.clone(),
+        edit_delivered: st.edit_delivered.clone(),
         ..ShardResult::default()
     };
     let since_t0 = |t: Option<Instant>| match t {
@@ -682,6 +905,7 @@ async fn one_run(ctx: &Ctx<'_>, run: Run) -> anyhow::Result<ShardResult> {
             continue;
         }
         r.sent += 1;
+        r.ops[m.op as usize] += 1;
         r.acked += u64::from(m.acked);
         r.errored += u64::from(m.errored && !m.acked);
         r.delivered += u64::from(m.delivered > 0);
@@ -720,6 +944,7 @@ fn config_json(args: &Args) -> Value {
         "pairs": args.pairs, "rate": args.rate, "duration_secs": args.duration, "warmup_secs": args.warmup,
         "drain_secs": args.drain, "threads": args.threads, "body_bytes": args.body_bytes, "receipts": args.receipts,
         "placement": format!("{:?}", args.placement).to_lowercase(),
+        "react_pct": args.react_pct, "edit_pct": args.edit_pct,
     });
     if let (Some(spec), Some(obj)) = (args.step, v.as_object_mut()) {
         obj.remove("rate");
@@ -756,7 +981,12 @@ fn summarize(args: &Args, r: &ShardResult, watch: &Watch, setup_secs: f64) -> Ou
             "acked_per_sec": per_sec(r.acks_in_window, secs),
             "delivered_per_sec": per_sec(r.deliveries_in_window, secs),
         },
-        "latency_ms": {"ack": ack, "delivered": del},
+        "ops": {"send": r.ops[0], "react": r.ops[1], "edit": r.ops[2]},
+        "latency_ms": {
+            "ack": ack, "delivered": del,
+            "react_echo": r.react_echo.summary(), "react_delivered": r.react_delivered.summary(),
+            "edit_ack": r.edit_ack.summary(), "edit_delivered": r.edit_delivered.summary(),
+        },
         "max_schedule_lag_ms": r.max_lag.as_secs_f64() * 1000.0,
         "drain_secs": (r.drain.as_secs_f64() * 10.0).round() / 10.0,
         "lost_examples": r.lost_examples,
@@ -801,7 +1031,17 @@ fn summarize(args: &Args, r: &ShardResult, watch: &Watch, setup_secs: f64) -> Ou
         .kv("disconnects", counts_inline(&r.disconnects))
         .kv("max schedule lag", format!("{:.1} ms", r.max_lag.as_secs_f64() * 1000.0))
         .kv("drain", format!("{:.1} s", r.drain.as_secs_f64()))
-        .latencies(&[("send->ack", ack), ("send->delivered", del)]);
+        .kv("operations", format!("{} sends, {} reactions, {} edits", r.ops[0], r.ops[1], r.ops[2]));
+    let mut rows = vec![("send->ack", ack), ("send->delivered", del)];
+    if r.ops[1] > 0 {
+        rows.push(("react->echo", r.react_echo.summary()));
+        rows.push(("react->peer", r.react_delivered.summary()));
+    }
+    if r.ops[2] > 0 {
+        rows.push(("edit->ack", r.edit_ack.summary()));
+        rows.push(("edit->peer", r.edit_delivered.summary()));
+    }
+    t.latencies(&rows);
     watch.text(&mut t);
 
     let mut failures = Vec::new();

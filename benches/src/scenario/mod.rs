@@ -6,7 +6,8 @@
 //! - `direct`, `group`: open-loop message load on connected users, one measured window, or a
 //!   rising series of windows with `--step` ([`StepSpec`], [`run_steps`]);
 //! - `idle`: many authenticated, idle WebSocket sessions: connect latency, server memory per
-//!   session and idle CPU.
+//!   session and idle CPU;
+//! - `search`: message search latency over a history filled through the server.
 //!
 //! The multi-threaded scenarios run their sockets on generator threads ([`spawn_fleet`]): each
 //! thread connects its share, reports ready, then runs one measured window per [`Fleet::run`]
@@ -19,6 +20,7 @@ pub mod direct;
 pub mod group;
 pub mod idle;
 pub mod login;
+pub mod search;
 
 use std::future::Future;
 use std::str::FromStr;

@@ -12,6 +12,7 @@ mod helpers;
 #[path = "../api/ws_client.rs"]
 mod ws_client;
 
+mod blocks;
 mod client;
 mod cross_node;
 mod faults;

@@ -7,6 +7,7 @@ import { Chat } from './Chat';
 import { Contacts } from './Contacts';
 import { Groups } from './Groups';
 import { Me } from './Me';
+import { MessageSearch } from './MessageSearch';
 import { Join } from './Join';
 import { Icon } from './Icon';
 
@@ -82,7 +83,12 @@ function Shell() {
         ))}
       </nav>
       <aside class="side">
-        {view === 'chats' && <ConvList />}
+        {view === 'chats' && (
+          <>
+            <MessageSearch />
+            <ConvList />
+          </>
+        )}
         {view === 'contacts' && <Contacts />}
         {view === 'groups' && <Groups />}
         {view === 'me' && <Me />}

@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import * as A from '../api';
 import { store } from '../store';
 import { errorText, t } from '../i18n';
@@ -6,6 +6,62 @@ import type { Friend, FriendRequest, PublicUser } from '../types';
 import { attempt, useStore } from './hooks';
 import { Avatar } from './ConvList';
 import { Icon } from './Icon';
+
+/** Told to the block list when a block is made or lifted elsewhere on the page. */
+const BLOCKS_CHANGED = 'im-blocks-changed';
+
+/** Blocks `u` after asking; the friendship (if any) ends on the server. */
+async function blockUser(id: number, name: string): Promise<void> {
+  if (!confirm(t('confirm_block', { name }))) return;
+  await attempt(async () => {
+    await A.put(`/blocks/${id}`, {});
+    window.dispatchEvent(new Event(BLOCKS_CHANGED));
+    await Promise.all([store.refreshFriends(), store.refreshRequests()]);
+  });
+}
+
+interface BlockedUser {
+  user: PublicUser;
+  blocked_at: number;
+}
+
+function Blocked() {
+  const [list, setList] = useState<BlockedUser[] | null>(null);
+  const load = () => void attempt(async () => setList(await A.all<BlockedUser>('/blocks')));
+  useEffect(() => {
+    load();
+    window.addEventListener(BLOCKS_CHANGED, load);
+    return () => window.removeEventListener(BLOCKS_CHANGED, load);
+  }, []);
+  return (
+    <section data-testid="blocked-section">
+      <h3>{t('blocked_users')}</h3>
+      {list && !list.length && <p class="muted">{t('no_blocked')}</p>}
+      <ul class="list">
+        {list?.map((b) => (
+          <li class="item" data-testid="blocked-user" data-user={b.user.username} key={b.user.id}>
+            <Avatar name={b.user.nickname} />
+            <div class="grow">
+              <div>{b.user.nickname}</div>
+              <div class="muted small">@{b.user.username}</div>
+            </div>
+            <button
+              data-testid="unblock"
+              onClick={() =>
+                void attempt(async () => {
+                  await A.del(`/blocks/${b.user.id}`);
+                  load();
+                })
+              }
+            >
+              {t('unblock')}
+            </button>
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
 
 function Search() {
   const s = useStore();
@@ -68,6 +124,11 @@ function Search() {
                 </button>
               </form>
             ) : null}
+            {u.id !== s.me?.id && !s.friend(u.id) && (
+              <button class="link danger" data-testid="block-user" onClick={() => void blockUser(u.id, u.nickname)}>
+                {t('block')}
+              </button>
+            )}
             {note[u.id] && (
               <p class="small note" data-testid="request-note">
                 {note[u.id]}
@@ -205,6 +266,9 @@ function FriendRow({ f }: { f: Friend }) {
           >
             {t('delete_friend')}
           </button>
+          <button class="danger" data-testid="block-friend" onClick={() => void blockUser(f.user.id, s.nameOf(f.user.id))}>
+            {t('block')}
+          </button>
         </div>
       )}
     </li>
@@ -300,6 +364,7 @@ export function Contacts() {
       <Requests />
       <Search />
       <Friends />
+      <Blocked />
     </div>
   );
 }
