@@ -5,6 +5,7 @@
 import * as A from './api';
 import * as T from './timeline';
 import * as S from './session';
+import * as P from './push';
 import { Socket, type ConnState } from './socket';
 import type {
   Category,
@@ -267,6 +268,8 @@ export class Store {
     clearInterval(this.resender);
     this.resender = setInterval(() => this.resend(false), 2_000);
     if (this.route.conv) void this.openConv(this.route.conv);
+    // A browser subscribed to pushes before registers itself for this device too.
+    void P.refresh(deviceId).catch(() => {});
     this.changed();
   }
 

@@ -31,7 +31,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 
 /// Hashed build output: never changes under the same name.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-/// Files without a hash in their name (the favicon).
+/// Files without a hash in their name (the favicon; not `sw.js`, which is `no-cache`).
 const SHORT: &str = "public, max-age=3600";
 
 /// Whether `path` names one of the server's own routes (or something under them).
@@ -85,7 +85,8 @@ pub async fn serve(req: HttpRequest) -> HttpResponse {
             }
         },
     };
-    let cache = if name == "index.html" {
+    // The service worker too: browsers check it for updates, and a cached one would hide them.
+    let cache = if name == "index.html" || name == "sw.js" {
         "no-cache"
     } else if name.starts_with("assets/") {
         IMMUTABLE

@@ -73,6 +73,19 @@ async fn index_and_app_routes_get_the_page_uncached() -> TestResult {
 }
 
 #[actix_rt::test]
+async fn the_service_worker_is_served_at_the_root_uncached() -> TestResult {
+    let app = TestApp::spawn("sqlite").await?;
+    let sw = fetch(&app, Method::GET, "/sw.js", None).await?;
+    assert_eq!(sw.status, StatusCode::OK);
+    // A worker script must come as JavaScript, and from the root to control every page.
+    assert_eq!(sw.header(header::CONTENT_TYPE), "text/javascript; charset=utf-8");
+    assert_eq!(sw.header(header::CACHE_CONTROL), "no-cache");
+    let src = String::from_utf8(sw.body)?;
+    assert!(src.contains("addEventListener('push'") && src.contains("showNotification"), "{src}");
+    Ok(())
+}
+
+#[actix_rt::test]
 async fn hashed_assets_are_immutable_with_their_types() -> TestResult {
     let app = TestApp::spawn("sqlite").await?;
     let html = String::from_utf8(fetch(&app, Method::GET, "/", None).await?.body)?;

@@ -4,6 +4,8 @@ import { store } from '../store';
 import { fmtTime, lang, setLang, t, type Lang } from '../i18n';
 import type { Device, OwnUser } from '../types';
 import { attempt, useStore } from './hooks';
+import * as P from '../push';
+import { tellLang } from '../push';
 
 export function LangSwitch() {
   return (
@@ -15,6 +17,7 @@ export function LangSwitch() {
           aria-pressed={lang === l}
           onClick={() => {
             setLang(l);
+            tellLang(l);
             store.changed();
           }}
         >
@@ -64,6 +67,7 @@ export function Me() {
         <h2>{t('language')}</h2>
         <LangSwitch />
       </section>
+      <Notifications deviceId={s.deviceId} />
       <section>
         <h2>{t('devices')}</h2>
         <ul class="list" data-testid="devices">
@@ -94,5 +98,68 @@ export function Me() {
         {t('sign_out')}
       </button>
     </div>
+  );
+}
+
+/** Web Push for this browser (on / off) and my push settings (previews, mentions in muted chats). */
+export function Notifications({ deviceId }: { deviceId: number }) {
+  const [state, setState] = useState<P.PushState | null>(null);
+  const [settings, setSettings] = useState<P.PushSettings | null>(null);
+  useEffect(() => {
+    void P.state().then(setState, () => setState('unsupported'));
+    void A.get<P.PushSettings>('/push/settings').then(setSettings, () => {});
+  }, []);
+  const change = (patch: Partial<P.PushSettings>) =>
+    void attempt(async () => {
+      if (!settings) return;
+      setSettings(await A.put<P.PushSettings>('/push/settings', { ...settings, ...patch }));
+    });
+  const text: Record<P.PushState, string> = {
+    unsupported: t('push_unsupported'),
+    unavailable: t('push_unavailable'),
+    denied: t('push_denied'),
+    off: t('push_off'),
+    on: t('push_on'),
+  };
+  return (
+    <section data-testid="push-settings">
+      <h2>{t('notifications')}</h2>
+      {state && (
+        <p class="muted" data-testid="push-state" data-state={state}>
+          {text[state]}
+        </p>
+      )}
+      {(state === 'off' || state === 'on') && (
+        <button
+          type="button"
+          data-testid="push-toggle"
+          onClick={() => void attempt(async () => setState(state === 'on' ? await P.disable(deviceId) : await P.enable(deviceId)))}
+        >
+          {state === 'on' ? t('push_disable') : t('push_enable')}
+        </button>
+      )}
+      {settings && (
+        <div>
+          <label class="row">
+            <input
+              type="checkbox"
+              data-testid="push-previews"
+              checked={settings.previews}
+              onChange={(e) => change({ previews: e.currentTarget.checked })}
+            />
+            {t('push_previews')}
+          </label>
+          <label class="row">
+            <input
+              type="checkbox"
+              data-testid="push-mentions"
+              checked={settings.mentions_break_mute}
+              onChange={(e) => change({ mentions_break_mute: e.currentTarget.checked })}
+            />
+            {t('push_mentions')}
+          </label>
+        </div>
+      )}
+    </section>
   );
 }
