@@ -407,12 +407,8 @@ impl Shard {
                 }
                 self.echo_q[s].push_back(k as usize);
                 self.peer_q[s ^ 1].push_back(k as usize);
-                let frame = ClientFrame::React {
-                    conv: schema::ConvId(self.convs[pair].clone()),
-                    seq,
-                    emoji: EMOJI.into(),
-                    on,
-                };
+                let frame =
+                    ClientFrame::React { conv: schema::ConvId(self.convs[pair].clone()), seq, emoji: EMOJI.into(), on };
                 serde_json::to_string(&frame).ok()
             }
             Op::Edit => {
@@ -788,8 +784,18 @@ async fn shard(plan: Plan, mut link: Link<Run, ShardResult>) -> anyhow::Result<(
     state.borrow_mut().sockets = sockets.iter().map(|s| Some(s.clone())).collect();
     let _ = link.ready.send(Ok(()));
 
-    let ctx =
-        Ctx { index, state: &state, sockets: &sockets, frames: &frames, body: &body, share, warmup, duration, drain, mix_bp };
+    let ctx = Ctx {
+        index,
+        state: &state,
+        sockets: &sockets,
+        frames: &frames,
+        body: &body,
+        share,
+        warmup,
+        duration,
+        drain,
+        mix_bp,
+    };
     link.serve(|run| one_run(&ctx, run)).await;
 
     for s in &sockets {

@@ -68,7 +68,8 @@ const CLASSES: &[(&str, &str, bool)] = &[
 
 /// The body of message `k`: six vocabulary words, and the marker terms at their frequencies.
 fn body_of(k: u64) -> String {
-    const SYL: &[&str] = &["ka", "lo", "mi", "ra", "te", "nu", "so", "vi", "de", "pa", "ho", "ri", "mo", "ne", "ta", "bu"];
+    const SYL: &[&str] =
+        &["ka", "lo", "mi", "ra", "te", "nu", "so", "vi", "de", "pa", "ho", "ri", "mo", "ne", "ta", "bu"];
     let mut x = k.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
     let mut next = || {
         x ^= x >> 33;
@@ -253,7 +254,8 @@ async fn run_inner(args: &Args, progress: &std::sync::Arc<Progress>) -> anyhow::
             }
             let name = format!("{class}/{scope}");
             let summary = lat.summary();
-            table[&name] = json!({"term": term, "latency_ms": summary, "mean_hits": hits_total as f64 / args.queries as f64});
+            table[&name] =
+                json!({"term": term, "latency_ms": summary, "mean_hits": hits_total as f64 / args.queries as f64});
             rows.push((name, summary));
         }
     }
@@ -271,7 +273,10 @@ async fn run_inner(args: &Args, progress: &std::sync::Arc<Progress>) -> anyhow::
     });
     let mut t = Text::new(&format!("search{}", c.label.as_deref().map(|l| format!(" [{l}]")).unwrap_or_default()));
     t.kv("url", &c.url)
-        .kv("history", format!("{} messages in {} conversations ({} each)", sent, pairs.len(), sent / pairs.len() as u64))
+        .kv(
+            "history",
+            format!("{} messages in {} conversations ({} each)", sent, pairs.len(), sent / pairs.len() as u64),
+        )
         .kv("set-up", format!("{setup_secs:.1} s"))
         .kv("fill", format!("{fill_secs:.1} s ({:.0} msg/s), {fill_errors} errors", sent as f64 / fill_secs))
         .kv("queries", format!("{} per class and scope, limit {}, one at a time", args.queries, args.limit));
