@@ -85,7 +85,9 @@ fn body_of(k: u64) -> String {
         .collect();
     // The markers by an independent draw, so that they spread over every conversation.
     let m = next();
-    if m % 100_000 == 77 {
+    // The rare marker by position, so that a fill of n messages holds exactly n / 100,000 of it
+    // (a random 1-in-100,000 draw gives 10 +- 3 over a million, too loose to measure against).
+    if k % 100_000 == 50_021 {
         words.push("zqxjv".into());
     }
     if (m >> 20) % 100 == 3 {
@@ -313,7 +315,7 @@ mod tests {
         let bodies: Vec<String> = (0..n).map(body_of).collect();
         let count = |t: &str| bodies.iter().filter(|b| b.contains(t)).count() as f64;
         let near = |got: f64, want: f64| (got - want).abs() <= want * 0.25;
-        assert!(near(count("zqxjv"), 10.0), "zqxjv: {}", count("zqxjv"));
+        assert_eq!(count("zqxjv"), 10.0);
         assert!(near(count("meeting"), 10_000.0), "meeting: {}", count("meeting"));
         assert!(near(count("会议室"), 1_000.0), "会议室: {}", count("会议室"));
         assert!(near(count("qz"), 1_000.0), "qz: {}", count("qz"));
