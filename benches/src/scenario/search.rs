@@ -241,7 +241,7 @@ async fn run_inner(args: &Args, progress: &std::sync::Arc<Progress>) -> anyhow::
                 }
                 let items = v["items"].as_array().cloned().unwrap_or_default();
                 hits_total += items.len();
-                if let Some(bad) = items.iter().find(|i| !i["body"].as_str().unwrap_or("").contains(term)) {
+                if let Some(bad) = items.iter().find(|i| !hit_matches(i, term)) {
                     failures.push(format!("{class}/{scope}: a hit without {term:?}: {bad}"));
                     break;
                 }
@@ -303,6 +303,23 @@ fn encode(s: &str) -> String {
     out
 }
 
+/// A search hit is right when its body holds the term (ignoring case) and every highlight, a
+/// `[start, end)` range of characters in the body, covers an occurrence of it.
+fn hit_matches(hit: &Value, term: &str) -> bool {
+    let body = hit["message"]["body"].as_str().unwrap_or("").to_lowercase();
+    let term = term.to_lowercase();
+    if !body.contains(&term) {
+        return false;
+    }
+    let chars: Vec<char> = body.chars().collect();
+    let spans = hit["highlights"].as_array().cloned().unwrap_or_default();
+    !spans.is_empty()
+        && spans.iter().all(|s| {
+            let (a, b) = (s[0].as_u64().unwrap_or(0) as usize, s[1].as_u64().unwrap_or(0) as usize);
+            a < b && b <= chars.len() && chars[a..b].iter().collect::<String>() == term
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,6 +343,18 @@ mod tests {
                 assert!(hits > 0, "{term} is in no message of conversation {conv}");
             }
         }
+    }
+
+    #[test]
+    fn a_hit_matches_by_body_and_highlights() {
+        let hit = |body: &str, spans: Value| json!({"message": {"body": body}, "highlights": spans});
+        assert!(hit_matches(&hit("rane qz", json!([[5, 7]])), "qz"));
+        assert!(hit_matches(&hit("在会议室见", json!([[1, 4]])), "会议室"));
+        assert!(hit_matches(&hit("A Meeting", json!([[2, 9]])), "meeting"));
+        assert!(!hit_matches(&hit("rane qz", json!([[4, 6]])), "qz"), "a highlight off the term");
+        assert!(!hit_matches(&hit("rane qz", json!([])), "qz"), "no highlight");
+        assert!(!hit_matches(&hit("rane q z", json!([[5, 7]])), "qz"), "a body without the term");
+        assert!(!hit_matches(&json!({"body": "qz", "highlights": [[0, 2]]}), "qz"), "the body is under message");
     }
 
     #[test]

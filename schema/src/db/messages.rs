@@ -352,10 +352,10 @@ pub fn reactions(
 /// The escape clause of [`like_pattern`]'s patterns.
 const LIKE_ESCAPE: &str = " ESCAPE '\\'";
 
-/// Builds the search query for one backend: `$text` is the body condition up to its one text
-/// bind, `$after` what follows the bind; `$ph` writes the backend's placeholder for bind `n`.
+/// Builds the search query for one backend: the body condition is each `$text` followed by its
+/// text bind, then `$after`; `$ph` writes the backend's placeholder for bind `n`.
 macro_rules! search_query {
-    ($backend:ty, $ph:expr, $text:expr, $bind:expr, $after:expr, $scopes:expr, $before:expr, $limit:expr) => {{
+    ($backend:ty, $ph:expr, [$($text:expr => $bind:expr),+], $after:expr, $scopes:expr, $before:expr, $limit:expr) => {{
         let ph = $ph;
         let mut n = 0usize;
         let mut next = || {
@@ -365,12 +365,11 @@ macro_rules! search_query {
         let mut q = diesel::sql_query(
             "SELECT * FROM messages WHERE kind <> 'system' AND recalled_at IS NULL AND body IS NOT NULL AND ",
         )
-        .into_boxed::<$backend>()
-        .sql($text)
-        .sql(next())
-        .bind::<diesel::sql_types::Text, _>($bind)
-        .sql($after)
-        .sql(" AND (");
+        .into_boxed::<$backend>();
+        $(
+            q = q.sql($text).sql(next()).bind::<diesel::sql_types::Text, _>($bind);
+        )+
+        q = q.sql($after).sql(" AND (");
         for (i, s) in $scopes.iter().enumerate() {
             q = q
                 .sql(if i == 0 { "(conv_id = " } else { " OR (conv_id = " })
@@ -415,7 +414,8 @@ macro_rules! search_query {
 /// strictly after `before` in that order, at most `limit`.
 ///
 /// SQLite looks queries of [`TRIGRAM_MIN_CHARS`] or more characters up in the FTS5 trigram
-/// index `messages_fts` (a phrase query: the whole string as a substring) and scans the scopes
+/// index `messages_fts` (a phrase query: the whole string as a substring; the rows the indexer
+/// has not reached yet by `LIKE`, [`super::search_index`]) and scans the scopes
 /// with `LIKE` for shorter ones; PostgreSQL uses `ILIKE`, which the `pg_trgm` GIN index serves
 /// from three characters on.
 pub fn search(
@@ -431,18 +431,28 @@ pub fn search(
     let rows: Vec<Row> = match conn {
         AnyConnection::Sqlite(c) => {
             if query.chars().count() >= TRIGRAM_MIN_CHARS {
+                // The index, and the rows stored since the indexer last ran (a `LIKE` over
+                // those few: docs/ARCHITECTURE.md, "Search").
                 let phrase = format!("\"{}\"", query.replace('"', "\"\""));
-                let text = "rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ";
-                search_query!(diesel::sqlite::Sqlite, |_| "?".to_owned(), text, phrase, ")", scopes, before, limit)
-                    .load(c)?
-            } else {
-                // Trigram lookups need three characters: scan the reader's scopes instead.
-                let text = "body LIKE ";
+                let indexed = "(rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ";
+                let tail = ") OR (rowid > (SELECT indexed_rowid FROM messages_fts_state) AND body LIKE ";
+                let after = format!("{LIKE_ESCAPE}))");
                 search_query!(
                     diesel::sqlite::Sqlite,
                     |_| "?".to_owned(),
-                    text,
-                    like_pattern(query),
+                    [indexed => phrase, tail => like_pattern(query)],
+                    &after,
+                    scopes,
+                    before,
+                    limit
+                )
+                .load(c)?
+            } else {
+                // Trigram lookups need three characters: scan the reader's scopes instead.
+                search_query!(
+                    diesel::sqlite::Sqlite,
+                    |_| "?".to_owned(),
+                    ["body LIKE " => like_pattern(query)],
                     LIKE_ESCAPE,
                     scopes,
                     before,
@@ -451,20 +461,16 @@ pub fn search(
                 .load(c)?
             }
         }
-        AnyConnection::Postgresql(c) => {
-            let text = "body ILIKE ";
-            search_query!(
-                diesel::pg::Pg,
-                |n| format!("${n}"),
-                text,
-                like_pattern(query),
-                LIKE_ESCAPE,
-                scopes,
-                before,
-                limit
-            )
-            .load(c)?
-        }
+        AnyConnection::Postgresql(c) => search_query!(
+            diesel::pg::Pg,
+            |n| format!("${n}"),
+            ["body ILIKE " => like_pattern(query)],
+            LIKE_ESCAPE,
+            scopes,
+            before,
+            limit
+        )
+        .load(c)?,
     };
     Ok(rows.into_iter().map(Into::into).collect())
 }

@@ -14,6 +14,7 @@ pub mod models;
 pub mod owners;
 pub mod schema;
 pub mod scratch;
+pub mod search_index;
 pub mod uploads;
 pub mod users;
 
@@ -382,7 +383,10 @@ pub struct Database {
     /// Raised by the checkpointer: the next write rewinds the log ([`Database::write`]).
     rewind_due: Arc<AtomicBool>,
     tuning: SqliteTuning,
-    /// Held by every clone; the checkpointer stops once the last clone is gone.
+    /// Raised once the search indexer of a SQLite database runs ([`Database::migrate`]).
+    indexer_started: Arc<AtomicBool>,
+    /// Held by every clone; the checkpointer and the search indexer stop once the last clone
+    /// is gone.
     _alive: Arc<()>,
 }
 
@@ -417,7 +421,16 @@ impl Database {
         if file {
             checkpointer(url.clone(), rewind_due.clone(), tuning, Arc::downgrade(&alive))?;
         }
-        Ok(Database { pool, url, write_lock, pinned_writer: file, rewind_due, tuning, _alive: alive })
+        Ok(Database {
+            pool,
+            url,
+            write_lock,
+            pinned_writer: file,
+            rewind_due,
+            tuning,
+            indexer_started: Arc::new(AtomicBool::new(false)),
+            _alive: alive,
+        })
     }
 
     /// The most connections the pool opens.
@@ -443,19 +456,29 @@ impl Database {
         self.pool.get().map_err(|e| DbError::Pool(e.to_string()))
     }
 
-    /// Applies pending migrations for the backend in use; returns the names applied.
+    /// Applies pending migrations for the backend in use; returns the names applied. On SQLite
+    /// it then starts the search indexer ([`search_index`]), once per database.
     pub fn migrate(&self) -> Result<Vec<String>, DbError> {
-        let mut conn = self.get()?;
-        let _guard = self.lock_writes();
-        let applied = match &mut *conn {
-            AnyConnection::Sqlite(c) => {
-                c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.iter().map(|m| m.to_string()).collect())
-            }
-            AnyConnection::Postgresql(c) => {
-                c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.iter().map(|m| m.to_string()).collect())
-            }
+        let applied = {
+            let mut conn = self.get()?;
+            let _guard = self.lock_writes();
+            let applied = match &mut *conn {
+                AnyConnection::Sqlite(c) => {
+                    c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.iter().map(|m| m.to_string()).collect())
+                }
+                AnyConnection::Postgresql(c) => {
+                    c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.iter().map(|m| m.to_string()).collect())
+                }
+            };
+            applied.map_err(|e| DbError::Migration(e.to_string()))?
         };
-        applied.map_err(|e| DbError::Migration(e.to_string()))
+        if self.url.is_sqlite() && !self.indexer_started.swap(true, Ordering::AcqRel) {
+            // The indexer's own handle must not keep the database alive: it holds a fresh
+            // `_alive` and watches this one's.
+            let handle = Database { _alive: Arc::new(()), ..self.clone() };
+            search_index::spawn_indexer(handle, Arc::downgrade(&self._alive))?;
+        }
+        Ok(applied)
     }
 
     /// Runs `f` on a pooled connection: reads only. Every write, even a single statement, goes
