@@ -432,11 +432,14 @@ pub fn search(
         AnyConnection::Sqlite(c) => {
             if query.chars().count() >= TRIGRAM_MIN_CHARS {
                 // The index, and the rows stored since the indexer last ran (a `LIKE` over
-                // those few: docs/ARCHITECTURE.md, "Search").
+                // those few: docs/ARCHITECTURE.md, "Search"). One `rowid IN (... UNION ALL ...)`
+                // so that the hits drive the query; an `OR` of the two made SQLite scan every
+                // row of the scopes (8 ms instead of 1.6 ms over 10,000 rows a conversation).
                 let phrase = format!("\"{}\"", query.replace('"', "\"\""));
-                let indexed = "(rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ";
-                let tail = ") OR (rowid > (SELECT indexed_rowid FROM messages_fts_state) AND body LIKE ";
-                let after = format!("{LIKE_ESCAPE}))");
+                let indexed = "rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ";
+                let tail = " UNION ALL SELECT rowid FROM messages \
+                            WHERE rowid > (SELECT indexed_rowid FROM messages_fts_state) AND body LIKE ";
+                let after = format!("{LIKE_ESCAPE})");
                 search_query!(
                     diesel::sqlite::Sqlite,
                     |_| "?".to_owned(),
