@@ -382,8 +382,14 @@ async fn invite(
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     mine(&state, &me, id).await?;
-    let ids = body.into_inner().user_ids.into_iter().map(UserId).collect();
-    command(&state, id, me.id(), GroupOp::Invite { users: ids }).await?;
+    let ids: Vec<UserId> = body.into_inner().user_ids.into_iter().map(UserId).collect();
+    command(&state, id, me.id(), GroupOp::Invite { users: ids.clone() }).await?;
+    // Push hook: the invitees' offline devices.
+    let now = state.clock.now_ms();
+    for u in ids {
+        let n = format!("{}/invite/{}/{now}", schema::ConvId::group(schema::GroupId(id)), u.0);
+        state.push.notify_one(actors::push::NoticeKind::GroupInvite, n, me.id(), u, Some(id), now);
+    }
     let (g, m, n) = mine(&state, &me, id).await?;
     Ok(HttpResponse::Ok().json(GroupView::new(&g, &m, n)))
 }
