@@ -59,6 +59,9 @@ pub struct PushNotice {
     pub body: Option<String>,
     /// The group, for group messages and invites.
     pub group: Option<i64>,
+    /// The message's sequence number in its conversation (0 for other notices): coalescing
+    /// keeps the newest.
+    pub seq: i64,
     pub recipients: Vec<PushRecipient>,
     /// When the event happened (ms since the epoch).
     pub ts: i64,
@@ -109,6 +112,7 @@ pub fn message_notice(
         sender: rec.sender,
         body: rec.body.clone(),
         group,
+        seq: rec.seq,
         recipients,
         ts: rec.ts,
     }

@@ -123,6 +123,9 @@ error_codes! {
     DeviceNotFound = "device_not_found", 404, Http;
     /// No such push target of the device.
     PushTargetNotFound = "push_target_not_found", 404, Http;
+    /// This server does not send pushes of that kind: Web Push is off (`push.webpush`), or no
+    /// `push.gateway_url` is set for `gateway` targets (and `GET /push/vapid` without Web Push).
+    PushNotConfigured = "push_not_configured", 404, Http;
     /// No such friend request addressed to the caller.
     RequestNotFound = "request_not_found", 404, Http;
     /// No such friend category of the caller's.
@@ -160,8 +163,6 @@ error_codes! {
     GroupDissolved = "group_dissolved", 409, Both;
     /// The owner must transfer ownership or dissolve the group first.
     OwnerCannotLeave = "owner_cannot_leave", 409, Http;
-    /// A push target of a kind this server does not send (Web Push off, no `push.gateway_url`).
-    PushNotConfigured = "push_not_configured", 409, Http;
     /// Joining a group one is a member of.
     AlreadyMember = "already_member", 409, Http;
     /// Recall after `chat.recall_window_secs`.

@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{conversation_states, conversations, devices, push_settings, push_targets, server_keys};
+use super::schema::{devices, push_settings, push_targets, server_keys};
 use super::{AnyConnection, DbError};
 
 /// Target kinds.
@@ -163,14 +163,10 @@ pub fn set_settings(conn: &mut AnyConnection, user: i64, s: PushSettings, now: i
     Ok(())
 }
 
-/// The unread count of a user over all their conversations (the badge of a push).
+/// The unread count of a user over all their conversations (the badge of a push), counted as
+/// the conversation list counts it ([`super::conversations::unread_total`]).
 pub fn badge(conn: &mut AnyConnection, user: i64) -> Result<i64, DbError> {
-    let rows: Vec<(i64, i64, i64)> = conversation_states::table
-        .inner_join(conversations::table)
-        .filter(conversation_states::user_id.eq(user))
-        .select((conversations::last_seq, conversation_states::read_seq, conversation_states::cleared_seq))
-        .load(conn)?;
-    Ok(rows.into_iter().map(|(last, read, cleared)| (last - read.max(cleared)).max(0)).sum())
+    super::conversations::unread_total(conn, user)
 }
 
 /// The value of server key `name`, inserting `make()` first when there is none. Every caller

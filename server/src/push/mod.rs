@@ -133,6 +133,8 @@ impl PushService {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(cfg.timeout_ms))
             .user_agent(concat!("im-server/", env!("CARGO_PKG_VERSION")))
+            // A push service answers; it does not send the (encrypted, signed) push elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let (tx, mut rx) = mpsc::unbounded_channel::<PushNotice>();
         let subject = if cfg.vapid_subject.is_empty() { public_url.to_owned() } else { cfg.vapid_subject.clone() };
@@ -200,6 +202,7 @@ impl PushService {
             sender,
             body: None,
             group,
+            seq: 0,
             recipients: vec![PushRecipient { user: to, quiet: false, mentioned: false }],
             ts,
         });
@@ -283,7 +286,13 @@ impl PushService {
             if let Some(p) = pending.get_mut(&key) {
                 p.count += 1;
                 let mentioned = p.item.mentioned || item.mentioned;
-                p.item = Item { mentioned, ..item };
+                // Notices are processed concurrently, so they may come out of order: the window
+                // keeps the newest (by sequence number), whichever arrived last.
+                if newer(&item.notice.notice, &p.item.notice.notice) {
+                    p.item = Item { mentioned, ..item };
+                } else {
+                    p.item.mentioned = mentioned;
+                }
                 return;
             }
             pending.insert(key.clone(), Pending { item, count: 1 });
@@ -293,6 +302,11 @@ impl PushService {
             tokio::time::sleep(window).await;
             let taken = me.0.pending.lock().ok().and_then(|mut p| p.remove(&key));
             if let Some(p) = taken {
+                // The user may have come online during the window (and seen the messages).
+                let user = UserId(p.item.target.user_id);
+                if me.0.hub.online(vec![user]).await.contains(&user) {
+                    return;
+                }
                 me.deliver(p.item, p.count).await;
             }
         });
@@ -397,12 +411,7 @@ impl PushService {
         let (Some(p256dh), Some(auth)) = (&t.p256dh, &t.auth) else {
             return Outcome::Failed("no subscription keys".into());
         };
-        let mut bytes = payload.to_string().into_bytes();
-        if bytes.len() > webpush::MAX_PAYLOAD {
-            let mut short = payload.clone();
-            short["body"] = Value::Null;
-            bytes = short.to_string().into_bytes();
-        }
+        let bytes = fit_webpush(payload);
         let body = match webpush::encrypt(p256dh, auth, &bytes) {
             Ok(b) => b,
             Err(e) => return Outcome::Failed(e.to_string()),
@@ -436,6 +445,28 @@ impl PushService {
     }
 }
 
+/// The Web Push plaintext of `payload`, within [`webpush::MAX_PAYLOAD`] (the 4096-byte limit
+/// of a push message): a body that does not fit is shortened, and dropped if nothing else fits.
+fn fit_webpush(payload: &Value) -> Vec<u8> {
+    let mut v = payload.clone();
+    loop {
+        let bytes = v.to_string().into_bytes();
+        if bytes.len() <= webpush::MAX_PAYLOAD {
+            return bytes;
+        }
+        let Some(body) = v.get("body").and_then(Value::as_str).filter(|b| !b.is_empty()) else {
+            // Nothing left to cut: the message goes out too large and the encryption refuses it.
+            return bytes;
+        };
+        let n = body.chars().count();
+        let cut: String = body.chars().take(n * 3 / 4).collect();
+        v["body"] = if cut.is_empty() { Value::Null } else { Value::String(cut) };
+        if v["body"].is_null() {
+            v.as_object_mut().map(|o| o.remove("body"));
+        }
+    }
+}
+
 /// 5xx and 429 are worth retrying; other failures are not.
 fn classify(status: reqwest::StatusCode) -> Outcome {
     if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
@@ -443,6 +474,11 @@ fn classify(status: reqwest::StatusCode) -> Outcome {
     } else {
         Outcome::Failed(format!("answered {status}"))
     }
+}
+
+/// Whether notice `a` is newer than `b` of the same conversation.
+fn newer(a: &PushNotice, b: &PushNotice) -> bool {
+    (a.seq, a.ts) >= (b.seq, b.ts)
 }
 
 /// A Web Push `Topic` (at most 32 base64url characters) for a conversation.

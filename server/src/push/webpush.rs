@@ -22,8 +22,12 @@ use ring::{aead, agreement, hkdf};
 pub const RECORD_SIZE: u32 = 4096;
 /// Header: salt (16), rs (4), idlen (1), key id (65).
 pub const HEADER_LEN: usize = 16 + 4 + 1 + 65;
-/// Longest payload one record holds: the record size minus the delimiter and the tag.
-pub const MAX_PAYLOAD: usize = RECORD_SIZE as usize - 1 - 16;
+/// The most a push message body may be, header included (RFC 8291 section 4: push services
+/// need accept no more than 4096 octets).
+pub const MAX_BODY: usize = 4096;
+/// Longest payload (with its padding) one message holds: 4096 octets less the header, the
+/// padding delimiter and the AEAD tag, i.e. 3993 (RFC 8291 section 4).
+pub const MAX_PAYLOAD: usize = MAX_BODY - HEADER_LEN - 1 - 16;
 
 /// A failure of the crypto (bad keys of a subscription, mostly).
 #[derive(Debug, thiserror::Error)]
@@ -262,6 +266,19 @@ mod tests {
         key.verify(input.as_bytes(), &b64(sig)?).map_err(|_| CryptoError("signature"))?;
         let stored = Vapid::from_pkcs8(&Vapid::generate_pkcs8()?)?;
         assert_eq!(b64(stored.public_key())?.len(), 65);
+        Ok(())
+    }
+
+    #[test]
+    fn bodies_fit_the_4096_byte_limit() -> Result<(), CryptoError> {
+        assert_eq!(MAX_PAYLOAD, 3993);
+        let most = vec![b'x'; MAX_PAYLOAD];
+        assert_eq!(encrypt(UA_PUBLIC, AUTH, &most)?.len(), MAX_BODY);
+        assert!(encrypt(UA_PUBLIC, AUTH, &vec![b'x'; MAX_PAYLOAD + 1]).is_err());
+        // Padding never pushes a payload that fits over the limit.
+        for n in [0, 1, 100, 3900, 3950, 3992] {
+            assert!(encrypt(UA_PUBLIC, AUTH, &vec![b'y'; n])?.len() <= MAX_BODY, "{n}");
+        }
         Ok(())
     }
 

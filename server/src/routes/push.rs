@@ -50,10 +50,12 @@ pub struct TargetBody {
     pub endpoint: Option<String>,
     /// `webpush`: the subscription's keys.
     pub keys: Option<SubscriptionKeys>,
-    /// `webpush`: the subscription's expiration time, as browsers send it (ignored).
-    #[serde(rename = "expirationTime")]
+    /// `webpush`: the subscription's expiration time (ms since the epoch, or `null`), as the
+    /// web client sends it (`PushSubscription.expirationTime`; `expirationTime` is accepted
+    /// too). Accepted and not stored: a subscription that expires answers 404/410 and is removed.
+    #[serde(alias = "expirationTime")]
     #[allow(dead_code)]
-    pub expiration_time: Option<i64>,
+    pub expiration_time: Option<f64>,
     /// `gateway`: the app's id at the push gateway (such as `com.example.im.ios`).
     pub app_id: Option<String>,
     /// `gateway`: the device's token at the push provider (FCM token, APNs device token).
