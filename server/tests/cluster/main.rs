@@ -11,6 +11,9 @@ mod helpers;
 #[allow(dead_code, unused_imports)]
 #[path = "../api/ws_client.rs"]
 mod ws_client;
+#[allow(dead_code, unused_imports)]
+#[path = "../api/push_receiver.rs"]
+mod push_receiver;
 
 mod blocks;
 mod client;
@@ -18,4 +21,5 @@ mod cross_node;
 mod faults;
 mod harness;
 mod ownership;
+mod push;
 mod rich;
