@@ -103,3 +103,92 @@ async fn a_message_to_an_offline_user_pushes_once_whichever_node_sends_it() -> T
     }
     Ok(())
 }
+
+/// Benchmark (run by hand, see docs/BENCHMARKS.md, "Offline push"): one node (a real
+/// `im-server` process with Redis, so every push is claimed there as in a cluster), a group of
+/// 1,000 members with a gateway target each, everyone offline; the owner sends one message and
+/// the receiver counts arrivals. Prints pushes per second from the send to the last arrival.
+///
+/// `cargo test -p server --test cluster bench_offline_group_push -- --ignored --nocapture`
+#[actix_rt::test]
+#[ignore = "benchmark: run by hand"]
+async fn bench_offline_group_push() -> TestResult {
+    const MEMBERS: usize = 1_000;
+    let rx = Receiver::start().await?;
+    let gateway = rx.gateway_url();
+    let c = Cluster::start_with(
+        1,
+        false,
+        &[("IM__PUSH__ENABLED", "true"), ("IM__PUSH__GATEWAY_URL", gateway.as_str()), ("IM__PUSH__COALESCE_MS", "0")],
+    )
+    .await?;
+    let n = c.node(0);
+    let owner = n.user("owner").await?;
+    let setup = std::time::Instant::now();
+    let mut members = Vec::new();
+    for chunk in (0..MEMBERS).collect::<Vec<_>>().chunks(25) {
+        let made = futures_util::future::join_all(chunk.iter().map(|i| {
+            let (n, owner) = (n.clone(), owner.clone());
+            async move {
+                let u = n.user(&format!("member{i}")).await?;
+                n.befriend(&owner, &u).await?;
+                Ok::<_, Box<dyn std::error::Error>>(u)
+            }
+        }))
+        .await;
+        for u in made {
+            members.push(u?);
+        }
+    }
+    let ids: Vec<i64> = members.iter().map(|u| u.id).collect();
+    let (s, g) = n.post("/api/v1/groups", Some(&owner.token), json!({"name": "Everyone", "member_ids": ids})).await?;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+    let conv = format!("g:{}", g["id"].as_i64().ok_or("group id")?);
+    for chunk in members.chunks(25) {
+        let done = futures_util::future::join_all(chunk.iter().map(|u| {
+            let n = n.clone();
+            async move {
+                n.post(
+                    &format!("/api/v1/devices/{}/push", u.device_id),
+                    Some(&u.token),
+                    json!({"kind": "gateway", "app_id": "com.example.im", "pushkey": format!("pk-{}", u.id)}),
+                )
+                .await
+            }
+        }))
+        .await;
+        for r in done {
+            assert_eq!(r?.0, StatusCode::CREATED);
+        }
+    }
+    eprintln!("bench: {MEMBERS} members with a gateway target each, set up in {:?}", setup.elapsed());
+    tokio::time::sleep(QUIET).await;
+    let before = rx.got().len();
+
+    let mut w = WsClient::connect(&n, &owner).await?;
+    let t0 = std::time::Instant::now();
+    w.say(&conv, "bench", "everyone: lunch at noon").await?;
+    let acked = t0.elapsed();
+    let mut first = None;
+    let deadline = t0 + Duration::from_secs(120);
+    loop {
+        let got = rx.got().len() - before;
+        if got > 0 && first.is_none() {
+            first = Some(t0.elapsed());
+        }
+        if got >= MEMBERS {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{got} of {MEMBERS} pushes arrived");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let all = t0.elapsed();
+    let message_pushes = rx.got()[before..].iter().filter(|g| g.json()["notification"]["type"] == "message").count();
+    assert_eq!(message_pushes, MEMBERS);
+    eprintln!(
+        "bench: 1 message to {MEMBERS} offline members: ack {acked:?}, first push {:?}, all {MEMBERS} in {all:?}: {:.0} pushes/s",
+        first.unwrap_or_default(),
+        MEMBERS as f64 / all.as_secs_f64()
+    );
+    Ok(())
+}
