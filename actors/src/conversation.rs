@@ -123,11 +123,11 @@ impl ConversationActor {
             return;
         }
         let quiet = self.silent_for(peer);
-        self.deps.push.notify(crate::push::message_notice(rec, None, vec![crate::push::PushRecipient {
-            user: peer,
-            quiet,
-            mentioned: false,
-        }]));
+        self.deps.push.notify(crate::push::message_notice(
+            rec,
+            None,
+            vec![crate::push::PushRecipient { user: peer, quiet, mentioned: false }],
+        ));
     }
 
     fn to_user(&self, user: UserId, frame: &ServerFrame, except: Option<DeviceId>) {

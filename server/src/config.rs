@@ -612,11 +612,15 @@ impl Settings {
             return bad("messages.mongodb_url", "expected mongodb://... or mongodb+srv://...");
         }
         let p = &self.push;
-        if !p.gateway_url.is_empty() && !p.gateway_url.starts_with("http://") && !p.gateway_url.starts_with("https://") {
+        if !p.gateway_url.is_empty() && !p.gateway_url.starts_with("http://") && !p.gateway_url.starts_with("https://")
+        {
             return bad("push.gateway_url", "expected http(s)://...");
         }
         if p.vapid_private_key.is_empty() != p.vapid_public_key.is_empty() {
-            return bad("push.vapid_private_key", "set both push.vapid_private_key and push.vapid_public_key, or neither");
+            return bad(
+                "push.vapid_private_key",
+                "set both push.vapid_private_key and push.vapid_public_key, or neither",
+            );
         }
         if !p.vapid_private_key.is_empty()
             && crate::push::webpush::Vapid::from_raw(&p.vapid_private_key, &p.vapid_public_key).is_err()

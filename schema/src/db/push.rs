@@ -101,15 +101,17 @@ pub fn of_device(conn: &mut AnyConnection, device: i64) -> Result<Vec<PushTarget
 
 /// Removes target `id` of `device`; false when there is none.
 pub fn remove(conn: &mut AnyConnection, device: i64, id: i64) -> Result<bool, DbError> {
-    let n = diesel::delete(push_targets::table.filter(push_targets::id.eq(id)).filter(push_targets::device_id.eq(device)))
-        .execute(conn)?;
+    let n =
+        diesel::delete(push_targets::table.filter(push_targets::id.eq(id)).filter(push_targets::device_id.eq(device)))
+            .execute(conn)?;
     Ok(n > 0)
 }
 
 /// Removes a target the push service called gone (its endpoint still the one that failed).
 pub fn remove_gone(conn: &mut AnyConnection, id: i64, endpoint: &str) -> Result<bool, DbError> {
-    let n = diesel::delete(push_targets::table.filter(push_targets::id.eq(id)).filter(push_targets::endpoint.eq(endpoint)))
-        .execute(conn)?;
+    let n =
+        diesel::delete(push_targets::table.filter(push_targets::id.eq(id)).filter(push_targets::endpoint.eq(endpoint)))
+            .execute(conn)?;
     Ok(n > 0)
 }
 
@@ -185,7 +187,9 @@ pub fn server_key(
     }
     let row = (server_keys::name.eq(name), server_keys::value.eq(make()), server_keys::created_at.eq(now));
     match conn {
-        AnyConnection::Postgresql(c) => diesel::insert_into(server_keys::table).values(row).on_conflict_do_nothing().execute(c)?,
+        AnyConnection::Postgresql(c) => {
+            diesel::insert_into(server_keys::table).values(row).on_conflict_do_nothing().execute(c)?
+        }
         AnyConnection::Sqlite(c) => diesel::insert_or_ignore_into(server_keys::table).values(row).execute(c)?,
     };
     found(conn)?.ok_or(DbError::Query(diesel::result::Error::NotFound))

@@ -551,9 +551,7 @@ pub async fn load_vapid(cfg: &PushSection, db: &Db, now: i64) -> anyhow::Result<
         return Ok(Some(Vapid::from_raw(&cfg.vapid_private_key, &cfg.vapid_public_key)?));
     }
     let doc = db
-        .write(move |c| {
-            q::server_key(c, "vapid_pkcs8", || webpush::Vapid::generate_pkcs8().unwrap_or_default(), now)
-        })
+        .write(move |c| q::server_key(c, "vapid_pkcs8", || webpush::Vapid::generate_pkcs8().unwrap_or_default(), now))
         .await?;
     Ok(Some(Vapid::from_pkcs8(&doc)?))
 }

@@ -92,9 +92,8 @@ pub fn seal(
         return Err(CryptoError("bad server key"));
     }
     let (cek, nonce) = derive(ecdh_secret, auth, ua_public, as_public, salt)?;
-    let key = aead::LessSafeKey::new(
-        aead::UnboundKey::new(&aead::AES_128_GCM, &cek).map_err(|_| CryptoError("aes key"))?,
-    );
+    let key =
+        aead::LessSafeKey::new(aead::UnboundKey::new(&aead::AES_128_GCM, &cek).map_err(|_| CryptoError("aes key"))?);
     let nonce = aead::Nonce::try_assume_unique_for_key(&nonce).map_err(|_| CryptoError("nonce"))?;
     let mut record = Vec::with_capacity(payload.len() + 1 + padding + 16);
     record.extend_from_slice(payload);

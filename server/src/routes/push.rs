@@ -242,11 +242,7 @@ crate::errors!(
 #[utoipa::path(tag = "push", security(("bearer" = [])), responses(
     (status = 204, description = "Removed"), RemoveTargetErrors))]
 #[delete("/devices/{id}/push/{target_id}")]
-async fn remove_target(
-    state: web::Data<AppState>,
-    me: Authed,
-    path: web::Path<(i64, i64)>,
-) -> ApiResult<HttpResponse> {
+async fn remove_target(state: web::Data<AppState>, me: Authed, path: web::Path<(i64, i64)>) -> ApiResult<HttpResponse> {
     let (device, target) = path.into_inner();
     my_device(&state, &me, device).await?;
     if state.db.write(move |c| q::remove(c, device, target)).await? {

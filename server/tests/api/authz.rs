@@ -236,10 +236,17 @@ fn rows() -> Vec<Row> {
         row(
             "POST /api/v1/devices/{id}/push",
             "/api/v1/devices/{device}/push",
-            Some(r#"{"kind": "webpush", "endpoint": "https://push.example.net/again", "keys": {"p256dh": "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4", "auth": "BTBZMqHH6r4Tts7J_aSIgg"}}"#),
+            Some(
+                r#"{"kind": "webpush", "endpoint": "https://push.example.net/again", "keys": {"p256dh": "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4", "auth": "BTBZMqHH6r4Tts7J_aSIgg"}}"#,
+            ),
             [401, 401, 401, 401, 404, 404, 404, 201],
         ),
-        row("GET /api/v1/devices/{id}/push", "/api/v1/devices/{device}/push", None, [401, 401, 401, 401, 404, 404, 404, 200]),
+        row(
+            "GET /api/v1/devices/{id}/push",
+            "/api/v1/devices/{device}/push",
+            None,
+            [401, 401, 401, 401, 404, 404, 404, 200],
+        ),
         row(
             "DELETE /api/v1/devices/{id}/push",
             "/api/v1/devices/{device}/push",

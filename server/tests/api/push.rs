@@ -252,7 +252,10 @@ async fn dnd_mute_and_mentions(backend: &str) -> TestResult {
         actix_rt::time::sleep(Duration::from_millis(20)).await;
     }
     let c = pushes_of(&rx, "pk-carol", "message").pop().ok_or("carol")?;
-    assert_eq!((c["room_id"].as_str(), c["room_name"].as_str(), c["prio"].as_str()), (Some(conv.as_str()), Some("G"), Some("low")));
+    assert_eq!(
+        (c["room_id"].as_str(), c["room_name"].as_str(), c["prio"].as_str()),
+        (Some(conv.as_str()), Some("G"), Some("low"))
+    );
     actix_rt::time::sleep(QUIET).await;
     assert_eq!(pushes_of(&rx, "pk-bob", "message").len(), 1, "a muted group pushed");
 
@@ -401,7 +404,8 @@ async fn friend_request_and_group_invite_push(backend: &str) -> TestResult {
     let (alice, bob, carol) = (app.user("alice").await?, app.user("bob").await?, app.user("carol").await?);
     gateway_target(&app, &bob, "pk-bob").await?;
     // A friend request from Carol.
-    let (s, r) = app.post("/api/v1/friend/request", Some(&carol.token), json!({"to_user_id": bob.id, "message": "hi"})).await?;
+    let (s, r) =
+        app.post("/api/v1/friend/request", Some(&carol.token), json!({"to_user_id": bob.id, "message": "hi"})).await?;
     assert_eq!(s, StatusCode::CREATED, "{r}");
     let n = wait_pushes(&rx, "pk-bob", 1).await?.remove(0);
     assert_eq!((n["type"].as_str(), n["sender_display_name"].as_str()), (Some("friend_request"), Some("carol")), "{n}");
@@ -414,7 +418,8 @@ async fn friend_request_and_group_invite_push(backend: &str) -> TestResult {
     let pushes_before = pushes_of(&rx, "pk-bob", "friend_request").len();
     let g1 = group(&app, &alice, "Created with Bob", &[&bob]).await?;
     let g2 = group(&app, &alice, "Invited later", &[]).await?;
-    let (s, v) = app.post(&format!("/api/v1/groups/{g2}/members"), Some(&alice.token), json!({"user_ids": [bob.id]})).await?;
+    let (s, v) =
+        app.post(&format!("/api/v1/groups/{g2}/members"), Some(&alice.token), json!({"user_ids": [bob.id]})).await?;
     assert_eq!(s, StatusCode::OK, "{v}");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while pushes_of(&rx, "pk-bob", "group_invite").len() < 2 {
@@ -427,7 +432,10 @@ async fn friend_request_and_group_invite_push(backend: &str) -> TestResult {
         .iter()
         .map(|n| (n["im"]["group"]["id"].as_i64(), n["room_name"].as_str(), n["sender_display_name"].as_str()))
         .collect();
-    assert_eq!(seen, [(Some(g1), Some("Created with Bob"), Some("alice")), (Some(g2), Some("Invited later"), Some("alice"))]);
+    assert_eq!(
+        seen,
+        [(Some(g1), Some("Created with Bob"), Some("alice")), (Some(g2), Some("Invited later"), Some("alice"))]
+    );
     assert_eq!(pushes_of(&rx, "pk-bob", "friend_request").len(), pushes_before);
     Ok(())
 }
@@ -465,11 +473,19 @@ async fn bad_input_is_refused(backend: &str) -> TestResult {
         json!({"kind": "gateway", "app_id": "com.example.im", "pushkey": "pk", "endpoint": "https://x.example/"}),
     ];
     for b in bad {
-        assert_error(&app.post(&mine, Some(&alice.token), b.clone()).await?, StatusCode::UNPROCESSABLE_ENTITY, "invalid_push_target");
+        assert_error(
+            &app.post(&mine, Some(&alice.token), b.clone()).await?,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_push_target",
+        );
     }
     // A browser's subscription as the web client sends it, `expiration_time` (or the DOM's
     // `expirationTime`) included.
-    for extra in [json!({"expiration_time": null}), json!({"expiration_time": 1_900_000_000_000.0}), json!({"expirationTime": null})] {
+    for extra in [
+        json!({"expiration_time": null}),
+        json!({"expiration_time": 1_900_000_000_000.0}),
+        json!({"expirationTime": null}),
+    ] {
         let mut b = sub.body("https://push.example.net/with-expiry");
         b.as_object_mut().ok_or("object")?.extend(extra.as_object().cloned().unwrap_or_default());
         let (s, t) = app.post(&mine, Some(&alice.token), b).await?;
@@ -513,8 +529,13 @@ async fn webpush_payload_decrypts_and_vapid_verifies(backend: &str) -> TestResul
 
     let sub = Subscription::new()?;
     let endpoint = format!("{}/wp/bob", rx.base);
-    let (s, t) = app.post(&format!("/api/v1/devices/{}/push", bob.device_id), Some(&bob.token), sub.body(&endpoint)).await?;
-    assert_eq!((s, t["kind"].as_str(), t["endpoint"].as_str()), (StatusCode::CREATED, Some("webpush"), Some(endpoint.as_str())), "{t}");
+    let (s, t) =
+        app.post(&format!("/api/v1/devices/{}/push", bob.device_id), Some(&bob.token), sub.body(&endpoint)).await?;
+    assert_eq!(
+        (s, t["kind"].as_str(), t["endpoint"].as_str()),
+        (StatusCode::CREATED, Some("webpush"), Some(endpoint.as_str())),
+        "{t}"
+    );
 
     // The longest body a push carries, in four-byte characters: the message still fits 4096.
     let long: String = "🍉".repeat(2_000);
@@ -612,7 +633,11 @@ impl Subscription {
         let key = aead::LessSafeKey::new(aead::UnboundKey::new(&aead::AES_128_GCM, &cek).map_err(|_| "key")?);
         let mut buf = record.to_vec();
         let plain = key
-            .open_in_place(aead::Nonce::try_assume_unique_for_key(&nonce).map_err(|_| "nonce")?, aead::Aad::empty(), &mut buf)
+            .open_in_place(
+                aead::Nonce::try_assume_unique_for_key(&nonce).map_err(|_| "nonce")?,
+                aead::Aad::empty(),
+                &mut buf,
+            )
             .map_err(|_| "the push does not decrypt with the subscription's keys")?;
         // The last record: the content, the delimiter 0x02, zero padding.
         let end = plain.iter().rposition(|b| *b != 0).ok_or("no delimiter")?;

@@ -61,7 +61,10 @@ async fn receive(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) 
         let rejected: Vec<Value> = v["notification"]["devices"]
             .as_array()
             .map(|d| {
-                d.iter().filter(|d| d["pushkey"].as_str().is_some_and(|k| k.starts_with("gone"))).map(|d| d["pushkey"].clone()).collect()
+                d.iter()
+                    .filter(|d| d["pushkey"].as_str().is_some_and(|k| k.starts_with("gone")))
+                    .map(|d| d["pushkey"].clone())
+                    .collect()
             })
             .unwrap_or_default();
         got.accepted = rejected.is_empty();
@@ -113,7 +116,11 @@ impl Receiver {
 
     /// Waits until at least `n` requests satisfying `pred` arrived (accepted or not); returns
     /// them all. Fails after 20 s.
-    pub async fn wait_for(&self, n: usize, pred: impl Fn(&Got) -> bool) -> Result<Vec<Got>, Box<dyn std::error::Error>> {
+    pub async fn wait_for(
+        &self,
+        n: usize,
+        pred: impl Fn(&Got) -> bool,
+    ) -> Result<Vec<Got>, Box<dyn std::error::Error>> {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             let got: Vec<Got> = self.got().into_iter().filter(|g| pred(g)).collect();

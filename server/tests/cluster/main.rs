@@ -9,11 +9,11 @@ mod conformance;
 #[path = "../api/helpers.rs"]
 mod helpers;
 #[allow(dead_code, unused_imports)]
-#[path = "../api/ws_client.rs"]
-mod ws_client;
-#[allow(dead_code, unused_imports)]
 #[path = "../api/push_receiver.rs"]
 mod push_receiver;
+#[allow(dead_code, unused_imports)]
+#[path = "../api/ws_client.rs"]
+mod ws_client;
 
 mod blocks;
 mod client;
