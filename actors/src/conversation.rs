@@ -117,6 +117,19 @@ impl ConversationActor {
         }
     }
 
+    /// Push hook: a text message may push to the peer's offline devices.
+    fn push_message(&self, rec: &MessageRecord, peer: UserId) {
+        if rec.kind != MessageKind::Text {
+            return;
+        }
+        let quiet = self.silent_for(peer);
+        self.deps.push.notify(crate::push::message_notice(
+            rec,
+            None,
+            vec![crate::push::PushRecipient { user: peer, quiet, mentioned: false }],
+        ));
+    }
+
     fn to_user(&self, user: UserId, frame: &ServerFrame, except: Option<DeviceId>) {
         self.deps.sessions.to_user(user, frame.encode().into(), except);
     }
@@ -339,6 +352,7 @@ impl Sequenced for ConversationActor {
         let peer = self.peer(rec.sender);
         let to_peer = ServerFrame::Msg { msg: wire.clone(), silent: self.silent_for(peer), mentioned: false };
         self.to_user(peer, &to_peer, None);
+        self.push_message(rec, peer);
         let to_self = ServerFrame::Msg { msg: wire, silent: true, mentioned: false };
         self.to_user(rec.sender, &to_self, origin);
     }

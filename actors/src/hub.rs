@@ -55,6 +55,8 @@ pub struct Hub {
     pub me: Arc<NodeSelf>,
     /// `None` on a single node.
     pub cluster: Option<ClusterLink>,
+    /// Where owners hand push notifications (the server installs its service).
+    pub push: crate::push::PushHook,
 }
 
 /// Who owns a conversation, as the admin API shows it.
@@ -137,7 +139,9 @@ impl Hub {
             );
             ClusterLink { presence, directory, outbox: outbox.clone(), view: view.clone(), lease: lease.clone() }
         });
+        let push = crate::push::PushHook::default();
         let deps = OwnerDeps {
+            push: push.clone(),
             db: db.clone(),
             store: store.clone(),
             clock: clock.clone(),
@@ -220,7 +224,7 @@ impl Hub {
             _ => None,
         };
         presence_ctx.run(Presence::new(db.clone(), sessions.clone().recipient(), tracker));
-        Ok(Hub { db, store, clock, settings, sessions, entities, writer, metrics, me, cluster: link })
+        Ok(Hub { db, store, clock, settings, sessions, entities, writer, metrics, me, cluster: link, push })
     }
 
     /// Runs `cmd` at the owner of `conv`, wherever it runs (queued at once: see

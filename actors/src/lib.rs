@@ -49,6 +49,7 @@ pub mod metrics;
 pub mod owner;
 pub mod placement;
 pub mod presence;
+pub mod push;
 pub mod registry;
 pub mod sequencer;
 pub mod store;

@@ -62,6 +62,8 @@ pub struct OwnerDeps {
     pub metrics: Arc<Metrics>,
     /// `None` on a single node.
     pub cluster: Option<OwnerCluster>,
+    /// The node's push service (offline recipients' devices).
+    pub push: crate::push::PushHook,
 }
 
 impl OwnerDeps {

@@ -121,6 +121,11 @@ error_codes! {
     NodeNotFound = "node_not_found", 404, Http;
     /// No such live device of the caller's.
     DeviceNotFound = "device_not_found", 404, Http;
+    /// No such push target of the device.
+    PushTargetNotFound = "push_target_not_found", 404, Http;
+    /// This server does not send pushes of that kind: Web Push is off (`push.webpush`), or no
+    /// `push.gateway_url` is set for `gateway` targets (and `GET /push/vapid` without Web Push).
+    PushNotConfigured = "push_not_configured", 404, Http;
     /// No such friend request addressed to the caller.
     RequestNotFound = "request_not_found", 404, Http;
     /// No such friend category of the caller's.
@@ -218,6 +223,9 @@ error_codes! {
     InvalidText = "invalid_text", 422, Http;
     /// An admin broadcast `user_ids` list out of bounds.
     InvalidUserIds = "invalid_user_ids", 422, Http;
+    /// A push target whose kind is unknown or whose data does not fit its kind (an endpoint
+    /// that is not an https URL, keys that are not base64url P-256 / 16 bytes, an empty pushkey).
+    InvalidPushTarget = "invalid_push_target", 422, Http;
     /// A mentioned user is not a member of the group.
     InvalidMentions = "invalid_mentions", 422, Ws;
     /// A client frame that does not decode.

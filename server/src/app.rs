@@ -112,6 +112,15 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
     let proxies =
         crate::proxy::TrustedProxies::new(&settings.server.trusted_proxies, &settings.server.client_ip_header);
     let blobs = crate::uploads::open_blobs(&settings.uploads)?;
+    let vapid = crate::push::load_vapid(&settings.push, &db, clock.now_ms()).await.context("push: the VAPID key")?;
+    let push = crate::push::PushService::start(
+        settings.push.clone(),
+        &settings.server.public_url,
+        db.clone(),
+        hub.clone(),
+        clock.clone(),
+        vapid,
+    )?;
     let state = web::Data::new(AppState {
         settings: settings.clone(),
         db,
@@ -123,6 +132,7 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Running> 
         throttle,
         proxies,
         blobs,
+        push,
     });
 
     let max_body = settings.server.max_body_bytes;

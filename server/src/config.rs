@@ -26,6 +26,62 @@ pub struct Settings {
     pub throttle: ThrottleSection,
     pub log: LogSection,
     pub uploads: UploadsSection,
+    pub push: PushSection,
+}
+
+/// `[push]`: push notifications to devices with no online session ([`crate::push`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushSection {
+    /// Whether the node sends pushes at all (targets can be registered either way).
+    pub enabled: bool,
+    /// The push gateway `gateway` targets are sent to (Matrix push-gateway model, e.g.
+    /// `https://push.example.com/_matrix/push/v1/notify`); empty: no `gateway` targets.
+    pub gateway_url: String,
+    /// Whether `webpush` targets are accepted and sent.
+    pub webpush: bool,
+    /// The VAPID key pair (base64url: the raw 32-byte private key and the 65-byte uncompressed
+    /// public key). Empty: a pair made once and stored in the database, which every node reads.
+    pub vapid_private_key: String,
+    pub vapid_public_key: String,
+    /// The VAPID `sub` claim: a `mailto:` or `https:` contact of the operator (empty:
+    /// `server.public_url`).
+    pub vapid_subject: String,
+    /// Pushes of one conversation to one device within this window are coalesced into one, ms
+    /// (0: every message pushes at once).
+    pub coalesce_ms: u64,
+    /// Attempts after the first when a push service fails (5xx, 429, no answer).
+    pub retries: u32,
+    /// The first retry's delay, ms; each next one doubles it (capped at 60 s).
+    pub retry_base_ms: u64,
+    /// Timeout of one push request, ms.
+    pub timeout_ms: u64,
+    /// Web Push `TTL` header: how long the push service keeps an undelivered push, seconds.
+    pub ttl_secs: u64,
+    /// Whether Web Push endpoints may be plain `http://` URLs (tests and local set-ups only).
+    pub allow_http_endpoints: bool,
+    /// Most push requests in flight at once per node.
+    pub concurrency: usize,
+}
+
+impl Default for PushSection {
+    fn default() -> Self {
+        PushSection {
+            enabled: true,
+            gateway_url: String::new(),
+            webpush: true,
+            vapid_private_key: String::new(),
+            vapid_public_key: String::new(),
+            vapid_subject: String::new(),
+            coalesce_ms: 2000,
+            retries: 5,
+            retry_base_ms: 1000,
+            timeout_ms: 10_000,
+            ttl_secs: 24 * 3600,
+            allow_http_endpoints: false,
+            concurrency: 64,
+        }
+    }
 }
 
 /// `[throttle]`: rate limits of login and registration, per client address and per account
@@ -555,6 +611,34 @@ impl Settings {
         if self.messages.backend == MessageBackend::Mongodb && !self.messages.mongodb_url.starts_with("mongodb") {
             return bad("messages.mongodb_url", "expected mongodb://... or mongodb+srv://...");
         }
+        let p = &self.push;
+        if !p.gateway_url.is_empty() && !p.gateway_url.starts_with("http://") && !p.gateway_url.starts_with("https://")
+        {
+            return bad("push.gateway_url", "expected http(s)://...");
+        }
+        if p.vapid_private_key.is_empty() != p.vapid_public_key.is_empty() {
+            return bad(
+                "push.vapid_private_key",
+                "set both push.vapid_private_key and push.vapid_public_key, or neither",
+            );
+        }
+        if !p.vapid_private_key.is_empty()
+            && crate::push::webpush::Vapid::from_raw(&p.vapid_private_key, &p.vapid_public_key).is_err()
+        {
+            return bad("push.vapid_private_key", "not a P-256 key pair (base64url raw private key and public key)");
+        }
+        if p.coalesce_ms > 600_000 {
+            return bad("push.coalesce_ms", "must be at most 600000");
+        }
+        if p.retries > 20 {
+            return bad("push.retries", "must be at most 20");
+        }
+        if !(1..=600_000).contains(&p.timeout_ms) {
+            return bad("push.timeout_ms", "must be between 1 and 600000");
+        }
+        if !(1..=10_000).contains(&p.concurrency) {
+            return bad("push.concurrency", "must be between 1 and 10000");
+        }
         if !self.cluster.redis_url.is_empty() && !self.cluster.redis_url.starts_with("redis") {
             return bad("cluster.redis_url", "expected redis://... or rediss://...");
         }
@@ -693,6 +777,9 @@ impl Settings {
         }
         if !s.uploads.s3.secret_access_key.is_empty() {
             s.uploads.s3.secret_access_key = "****".into();
+        }
+        if !s.push.vapid_private_key.is_empty() {
+            s.push.vapid_private_key = "****".into();
         }
         serde_json::to_string(&s).unwrap_or_default()
     }

@@ -33,6 +33,7 @@ pub mod logging;
 pub mod middleware;
 pub mod openapi;
 pub mod proxy;
+pub mod push;
 pub mod rich;
 pub mod routes;
 pub mod state;

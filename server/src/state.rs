@@ -32,4 +32,6 @@ pub struct AppState {
     pub proxies: crate::proxy::TrustedProxies,
     /// Where the bytes of uploads are kept (`[uploads]`).
     pub blobs: Arc<dyn crate::blob::BlobStore>,
+    /// Push notifications to offline users' devices (`[push]`).
+    pub push: crate::push::PushService,
 }

@@ -222,6 +222,11 @@ impl Keys {
     pub fn owner(&self, conv: &str) -> String {
         format!("{}:own:{conv}", self.ns)
     }
+    /// Claim of one push delivery: target id and notification id (SET NX with a TTL), so that
+    /// no two nodes (nor one node twice) send the same notification to the same target.
+    pub fn push_claim(&self, target: i64, notification: &str) -> String {
+        format!("{}:push:{target}:{notification}", self.ns)
+    }
     /// Lock held by the node that reaps a dead node.
     pub fn reap_lock(&self, node: &str) -> String {
         format!("{}:reap:{node}", self.ns)

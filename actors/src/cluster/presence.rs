@@ -288,6 +288,22 @@ impl ClusterPresence {
         Some(users.iter().zip(vals).filter(|(_, v)| self.live_count(v) > 0).map(|(u, _)| *u).collect())
     }
 
+    /// Claims push delivery `notification` to `target` for `ttl` (Redis `SET NX PX`): true for
+    /// the first claim, false while one holds; `Err` when Redis cannot be reached.
+    pub async fn claim_push(&self, target: i64, notification: &str, ttl: Duration) -> Result<bool, String> {
+        let mut c = self.conn().await?;
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.me.keys.push_claim(target, notification))
+            .arg(&self.me.id)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut c)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(set.is_some())
+    }
+
     /// The devices of `user` online on live nodes.
     pub async fn sessions(&self, user: UserId) -> Option<Vec<SessionInfo>> {
         let mut c = self.conn().await.ok()?;

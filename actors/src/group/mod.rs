@@ -217,6 +217,19 @@ impl GroupActor {
             except: origin,
         });
         self.send(variants, sender);
+        if rec.kind == MessageKind::Text && self.deps.push.installed() {
+            // Push hook: every recipient but the sender; the service keeps the offline ones.
+            let to: Vec<crate::push::PushRecipient> = recipients
+                .iter()
+                .filter(|u| **u != rec.sender)
+                .map(|u| crate::push::PushRecipient {
+                    user: *u,
+                    quiet: self.quiet.contains(u),
+                    mentioned: mentioned.contains(u),
+                })
+                .collect();
+            self.deps.push.notify(crate::push::message_notice(rec, Some(self.group.0), to));
+        }
         if !mentioned.is_empty() && rec.kind == MessageKind::Text {
             let (db, conv, seq) = (self.deps.db.clone(), self.conv.clone(), rec.seq);
             let users: Vec<i64> = mentioned.iter().filter(|u| **u != rec.sender).map(|u| u.0).collect();

@@ -161,6 +161,35 @@ pub fn list(conn: &mut AnyConnection, user: i64) -> Result<Vec<(ConversationStat
         .load(conn)?)
 }
 
+/// The unread count of one conversation-list entry whose last message is `last_seq` (for a
+/// group the user left, capped at the seq they left at): messages after the read mark (or
+/// the cleared mark, if later).
+pub fn unread_of(s: &ConversationState, last_seq: i64) -> i64 {
+    (last_seq - s.read_seq.max(s.cleared_seq)).max(0)
+}
+
+/// The last seq of `cv` as `user` sees it: for a group they left, the seq they left at.
+pub fn visible_last_seq(conn: &mut AnyConnection, user: i64, cv: &Conversation) -> Result<i64, DbError> {
+    if let Some(crate::ConvKind::Group(g)) = crate::ConvId(cv.conv_id.clone()).kind() {
+        let left = super::groups::member(conn, g.0, user)?.and_then(|m| m.left_seq);
+        if let Some(left) = left.filter(|l| *l < cv.last_seq) {
+            return Ok(left);
+        }
+    }
+    Ok(cv.last_seq)
+}
+
+/// The sum of the unread counts of the user's conversation list (the `unread` of each entry
+/// of `GET /conversations`, hidden conversations left out): the badge of a push.
+pub fn unread_total(conn: &mut AnyConnection, user: i64) -> Result<i64, DbError> {
+    let mut total = 0;
+    for (s, cv) in list(conn, user)? {
+        let last = visible_last_seq(conn, user, &cv)?;
+        total += unread_of(&s, last);
+    }
+    Ok(total)
+}
+
 /// Raises a member's read mark to `seq` (never lowers it); returns the mark before and after.
 pub fn mark_read(conn: &mut AnyConnection, user: i64, conv: &str, seq: i64) -> Result<(i64, i64), DbError> {
     let before: Option<i64> = st::table.find((user, conv)).select(st::read_seq).first(conn).optional()?;

@@ -12,6 +12,7 @@ pub mod groups;
 pub mod messages;
 pub mod models;
 pub mod owners;
+pub mod push;
 pub mod schema;
 pub mod scratch;
 pub mod search_index;

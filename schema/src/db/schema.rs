@@ -212,6 +212,39 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    push_targets (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        device_id -> BigInt,
+        kind -> Text,
+        endpoint -> Text,
+        app_id -> Nullable<Text>,
+        p256dh -> Nullable<Text>,
+        auth -> Nullable<Text>,
+        previews -> Nullable<Bool>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    push_settings (user_id) {
+        user_id -> BigInt,
+        previews -> Bool,
+        mentions_break_mute -> Bool,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    server_keys (name) {
+        name -> Text,
+        value -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(push_targets -> devices (device_id));
 diesel::joinable!(friendships -> friend_categories (category_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -230,4 +263,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     reactions,
     uploads,
     user_blocks,
+    push_targets,
+    push_settings,
+    server_keys,
 );

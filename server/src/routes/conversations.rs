@@ -118,8 +118,8 @@ async fn entries(state: &AppState, me: UserId, only: Option<String>) -> ApiResul
                 if let Some(ConvKind::Group(g)) = ConvId(s.conv_id.clone()).kind() {
                     groups.extend(schema::db::groups::find(c, g.0)?);
                     // A member who left sees the group as it was when they left.
-                    let left = schema::db::groups::member(c, g.0, me.0)?.and_then(|m| m.left_seq);
-                    if let Some(left) = left.filter(|l| *l < cv.last_seq) {
+                    let left = q::visible_last_seq(c, me.0, cv)?;
+                    if left < cv.last_seq {
                         // Nothing about later messages: not their preview, sender or time.
                         cv.last_seq = left;
                         cv.last_preview = None;
@@ -156,7 +156,7 @@ async fn entries(state: &AppState, me: UserId, only: Option<String>) -> ApiResul
                 }),
                 max_seq: cv.last_seq,
                 read_seq: read,
-                unread: (cv.last_seq - read).max(0),
+                unread: q::unread_of(&s, cv.last_seq),
                 pinned: s.pinned,
                 dnd: s.dnd,
                 mentioned: s.mention_seq > read,

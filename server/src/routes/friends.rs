@@ -190,6 +190,15 @@ async fn send_request(state: web::Data<AppState>, me: Authed, body: web::Json<Se
         Sent::Pending(r) => {
             let for_target = RequestView::new(&r, &me.user, to, &rules);
             state.events.push(UserId(to), "friend_request", json!(for_target));
+            // Push hook: the target's offline devices.
+            state.push.notify_one(
+                actors::push::NoticeKind::FriendRequest,
+                format!("fr/{}", r.id),
+                UserId(from),
+                UserId(to),
+                None,
+                r.created_at,
+            );
             Ok(HttpResponse::Created().json(RequestView::new(&r, &target, from, &rules)))
         }
         Sent::Befriended(r) => {

@@ -176,6 +176,7 @@ async fn create(state: web::Data<AppState>, me: Authed, body: web::Json<CreateBo
         return Err(ApiError::new(ErrorCode::GroupFull, "too many members for one group"));
     }
     let (uid, now) = (me.user.id, state.clock.now_ms());
+    let invited: Vec<UserId> = ids.iter().copied().map(UserId).collect();
     let created = state
         .db
         .write(move |c| {
@@ -190,10 +191,23 @@ async fn create(state: web::Data<AppState>, me: Authed, body: web::Json<CreateBo
         })
         .await?;
     match created {
-        Ok((g, Some(m), n)) => Ok(HttpResponse::Created().json(GroupView::new(&g, &m, n))),
+        Ok((g, Some(m), n)) => {
+            push_invites(&state, g.id, me.id(), &invited);
+            Ok(HttpResponse::Created().json(GroupView::new(&g, &m, n)))
+        }
         Ok((_, None, _)) => Err(ApiError::internal("group created without its owner")),
         Err(strangers) => Err(ApiError::new(ErrorCode::NotFriends, format!("not your friends: {strangers:?}"))
             .with_status(StatusCode::UNPROCESSABLE_ENTITY)),
+    }
+}
+
+/// Push hook: the offline devices of users added to group `group` by `by` (at creation or by
+/// invitation), a `group_invite` notice each.
+fn push_invites(state: &AppState, group: i64, by: UserId, users: &[UserId]) {
+    let now = state.clock.now_ms();
+    for u in users {
+        let n = format!("{}/invite/{}/{now}", schema::ConvId::group(schema::GroupId(group)), u.0);
+        state.push.notify_one(actors::push::NoticeKind::GroupInvite, n, by, *u, Some(group), now);
     }
 }
 
@@ -382,8 +396,9 @@ async fn invite(
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     mine(&state, &me, id).await?;
-    let ids = body.into_inner().user_ids.into_iter().map(UserId).collect();
-    command(&state, id, me.id(), GroupOp::Invite { users: ids }).await?;
+    let ids: Vec<UserId> = body.into_inner().user_ids.into_iter().map(UserId).collect();
+    command(&state, id, me.id(), GroupOp::Invite { users: ids.clone() }).await?;
+    push_invites(&state, id, me.id(), &ids);
     let (g, m, n) = mine(&state, &me, id).await?;
     Ok(HttpResponse::Ok().json(GroupView::new(&g, &m, n)))
 }

@@ -9,6 +9,7 @@
 //! - [`search`]: message search, `/api/v1/search/messages`.
 //! - [`admin`]: `/admin/v1/*` and `/metrics`, behind the admin token (absent when none is set).
 //! - [`uploads`]: `/api/v1/uploads/*`, files sent in messages.
+//! - [`push`]: push targets of devices, `/api/v1/devices/{id}/push`, and `/api/v1/push/*`.
 //! - [`limits`]: `/api/v1/limits`, the limits a client needs to know.
 //! - [`webapp`]: the web client (`web/dist`, embedded) at `/` and every other path, as the
 //!   fallback service.
@@ -25,6 +26,7 @@ pub mod friends;
 pub mod groups;
 pub mod health;
 pub mod limits;
+pub mod push;
 pub mod search;
 pub mod uploads;
 pub mod webapp;
@@ -142,6 +144,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .configure(limits::configure)
                 .configure(uploads::configure)
                 .configure(search::configure)
+                .configure(push::configure)
                 .service(crate::openapi::openapi_json)
                 .service(crate::openapi::ws_schema_json),
         )

@@ -27,6 +27,9 @@ fn with_admin(s: &mut Settings) {
     s.admin.token = OPERATOR.into();
 }
 
+/// A Web Push subscription (the keys of RFC 8291's example; `{n}` makes the endpoint unique).
+const WEBPUSH_BODY: &str = r#"{"kind": "webpush", "endpoint": "https://push.example.net/s/{n}", "keys": {"p256dh": "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4", "auth": "BTBZMqHH6r4Tts7J_aSIgg"}}"#;
+
 /// The callers, in the order of the expected-status rows.
 const ROLES: [&str; 8] = ["none", "malformed", "logged_out", "operator", "stranger", "member", "admin", "owner"];
 
@@ -42,6 +45,8 @@ struct World {
     logged_out: String,
     /// A second device of the owner's.
     device: i64,
+    /// A Web Push target of that device.
+    push_target: i64,
     /// A category of the owner's (not the default one).
     category: i64,
     /// A pending friend request to the owner.
@@ -134,7 +139,19 @@ impl World {
             uploads.push(up);
         }
         let (gupload, dupload) = (uploads.pop().ok_or("upload")?, uploads.pop().ok_or("upload")?);
+        let t = ok(
+            app.post(
+                &format!("/api/v1/devices/{}/push", second.device_id),
+                Some(&owner.token),
+                serde_json::from_str(&WEBPUSH_BODY.replace("{n}", &n.to_string()))?,
+            )
+            .await?,
+            StatusCode::CREATED,
+            "push target",
+        )
+        .await?;
         Ok(World {
+            push_target: t["id"].as_i64().ok_or("no target id")?,
             logged_out: gone.token,
             device: second.device_id,
             category: c["id"].as_i64().ok_or("no category id")?,
@@ -176,6 +193,7 @@ impl World {
             .replace("{admin}", &self.admin.id.to_string())
             .replace("{target}", &self.target.id.to_string())
             .replace("{device}", &self.device.to_string())
+            .replace("{push_target}", &self.push_target.to_string())
             .replace("{category}", &self.category.to_string())
             .replace("{request}", &self.request.to_string())
             .replace("{group}", &self.group.to_string())
@@ -214,6 +232,33 @@ fn rows() -> Vec<Row> {
             [401, 401, 401, 401, 404, 404, 404, 204],
         ),
         row("GET /api/v1/users/{id}", "/api/v1/users/{owner}", None, [401, 401, 401, 401, 200, 200, 200, 200]),
+        // Push targets of a device (the owner's second device).
+        row(
+            "POST /api/v1/devices/{id}/push",
+            "/api/v1/devices/{device}/push",
+            Some(
+                r#"{"kind": "webpush", "endpoint": "https://push.example.net/again", "keys": {"p256dh": "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4", "auth": "BTBZMqHH6r4Tts7J_aSIgg"}}"#,
+            ),
+            [401, 401, 401, 401, 404, 404, 404, 201],
+        ),
+        row(
+            "GET /api/v1/devices/{id}/push",
+            "/api/v1/devices/{device}/push",
+            None,
+            [401, 401, 401, 401, 404, 404, 404, 200],
+        ),
+        row(
+            "DELETE /api/v1/devices/{id}/push",
+            "/api/v1/devices/{device}/push",
+            None,
+            [401, 401, 401, 401, 404, 404, 404, 204],
+        ),
+        row(
+            "DELETE /api/v1/devices/{id}/push/{target_id}",
+            "/api/v1/devices/{device}/push/{push_target}",
+            None,
+            [401, 401, 401, 401, 404, 404, 404, 204],
+        ),
         // Friend requests, categories, friends (the owner's).
         row(
             "PUT /api/v1/friend/request/{id}",

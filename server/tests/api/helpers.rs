@@ -140,6 +140,8 @@ pub fn test_settings(url: &str) -> Settings {
     s.auth.bcrypt_cost = 4;
     // Tests register and log in many users from 127.0.0.1; the throttle tests turn it on.
     s.throttle.enabled = false;
+    // No pushes unless a test turns them on (the push tests point them at their receiver).
+    s.push.enabled = false;
     s
 }
 

@@ -18,6 +18,8 @@ mod hardening;
 mod helpers;
 mod logs;
 mod process;
+mod push;
+mod push_receiver;
 mod rich;
 mod search;
 mod uploads;

@@ -9,6 +9,9 @@ mod conformance;
 #[path = "../api/helpers.rs"]
 mod helpers;
 #[allow(dead_code, unused_imports)]
+#[path = "../api/push_receiver.rs"]
+mod push_receiver;
+#[allow(dead_code, unused_imports)]
 #[path = "../api/ws_client.rs"]
 mod ws_client;
 
@@ -18,4 +21,5 @@ mod cross_node;
 mod faults;
 mod harness;
 mod ownership;
+mod push;
 mod rich;
