@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use schema::db::scratch::ScratchDb;
-use schema::db::search_index::{index_all, marks};
+use schema::db::search_index::index_all;
 use schema::db::{messages, AnyConnection, Database, DbError};
 use schema::message::SearchScope;
 use schema::ConvId;
@@ -32,6 +32,11 @@ fn insert(c: &mut AnyConnection, seq: i64, body: &str) -> Result<(), DbError> {
          VALUES ('{CONV}', {seq}, 1, 'c{seq}', 'text', '{body}', {seq})"
     ))?;
     Ok(())
+}
+
+/// `(indexed_rowid, newest rowid)`: always there on SQLite.
+fn marks(c: &mut AnyConnection) -> Result<(i64, i64), DbError> {
+    schema::db::search_index::marks(c)?.ok_or_else(|| DbError::BadUrl("not sqlite".into()))
 }
 
 /// The seqs of the messages whose body contains `q`, newest first.
@@ -68,7 +73,7 @@ fn a_message_is_found_before_and_after_it_is_indexed() -> TestResult {
     db.write(|c| {
         insert(c, 1, "see you in the meeting room")?;
         insert(c, 2, "lunch at noon")?;
-        let (indexed, newest) = marks(c)?.expect("sqlite");
+        let (indexed, newest) = marks(c)?;
         assert!(indexed < newest, "not indexed yet: {indexed} < {newest}");
         assert_eq!(in_index(c, "meeting")?, 0);
         assert_eq!(found(c, "meeting")?, vec![1]);
@@ -78,7 +83,7 @@ fn a_message_is_found_before_and_after_it_is_indexed() -> TestResult {
     })?;
     index_all(&db)?;
     db.read(|c| {
-        let (indexed, newest) = marks(c)?.expect("sqlite");
+        let (indexed, newest) = marks(c)?;
         assert_eq!(indexed, newest);
         assert_eq!(in_index(c, "meeting")?, 1);
         assert_eq!(found(c, "meeting")?, vec![1]);
@@ -132,11 +137,11 @@ fn a_reused_rowid_is_indexed() -> TestResult {
     })?;
     index_all(&db)?;
     db.write(|c| {
-        let (indexed, _) = marks(c)?.expect("sqlite");
+        let (indexed, _) = marks(c)?;
         // Deleting the newest row frees its rowid; SQLite gives it to the next row.
         c.batch_execute(&format!("DELETE FROM messages WHERE conv_id = '{CONV}' AND seq = 2"))?;
         insert(c, 3, "third golf")?;
-        let (mark, newest) = marks(c)?.expect("sqlite");
+        let (mark, newest) = marks(c)?;
         assert_eq!(newest, indexed, "the rowid was reused");
         assert!(mark < newest, "the reused rowid is above the mark: {mark} < {newest}");
         assert_eq!(found(c, "golf")?, vec![3]);
@@ -164,7 +169,7 @@ fn the_indexer_catches_up_on_its_own() -> TestResult {
     })?;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (indexed, newest) = db.read(marks)?.expect("sqlite");
+        let (indexed, newest) = db.read(marks)?;
         if indexed == newest {
             break;
         }
