@@ -119,7 +119,7 @@ impl ConversationActor {
 
     /// Push hook: a text message may push to the peer's offline devices.
     fn push_message(&self, rec: &MessageRecord, peer: UserId) {
-        if rec.kind != MessageKind::Text {
+        if rec.kind != MessageKind::Text || !self.deps.push.installed() {
             return;
         }
         let quiet = self.silent_for(peer);

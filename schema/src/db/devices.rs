@@ -46,6 +46,18 @@ pub fn list(conn: &mut AnyConnection, user_id: i64, now: i64) -> Result<Vec<Devi
         .load(conn)?)
 }
 
+/// Whether `device` is a live (not revoked, not expired) device of `user`.
+pub fn is_live(conn: &mut AnyConnection, user_id: i64, device_id: i64, now: i64) -> Result<bool, DbError> {
+    let n: i64 = devices::table
+        .filter(devices::id.eq(device_id))
+        .filter(devices::user_id.eq(user_id))
+        .filter(devices::revoked_at.is_null())
+        .filter(devices::expires_at.gt(now))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
 /// Revokes one of a user's live devices; false when the device is not theirs, already revoked
 /// or expired.
 pub fn revoke(conn: &mut AnyConnection, user_id: i64, device_id: i64, now: i64) -> Result<bool, DbError> {

@@ -65,18 +65,6 @@ impl Default for PushSettings {
     }
 }
 
-/// Whether `device` is a live device of `user`.
-pub fn device_is_live(conn: &mut AnyConnection, user: i64, device: i64, now: i64) -> Result<bool, DbError> {
-    let n: i64 = devices::table
-        .filter(devices::id.eq(device))
-        .filter(devices::user_id.eq(user))
-        .filter(devices::revoked_at.is_null())
-        .filter(devices::expires_at.gt(now))
-        .count()
-        .get_result(conn)?;
-    Ok(n > 0)
-}
-
 /// Registers a target (run in a transaction): an existing row of the same kind and endpoint is
 /// replaced (the endpoint moved to this device, or its keys changed).
 pub fn register(conn: &mut AnyConnection, new: &NewPushTarget) -> Result<PushTarget, DbError> {

@@ -215,42 +215,41 @@ impl PushService {
     }
 
     async fn try_process(&self, notice: PushNotice) -> Result<(), String> {
-        let ids: Vec<i64> = notice.recipients.iter().map(|r| r.user.0).collect();
-        let found = self.0.db.read(move |c| q::settings_of(c, &ids)).await.map_err(|e| e.to_string())?;
-        let settings: HashMap<i64, PushSettings> = found.into_iter().collect();
-        let of = |u: UserId| settings.get(&u.0).copied().unwrap_or_default();
-        let wanted: Vec<PushRecipient> = notice
-            .recipients
-            .iter()
-            .copied()
-            .filter(|r| !r.quiet || (r.mentioned && of(r.user).mentions_break_mute))
-            .collect();
-        if wanted.is_empty() {
+        // A silenced conversation pushes only a mention (and only if the user lets mentions
+        // through, read below with the targets); presence first, so that a message to users
+        // who are online costs no store read.
+        let maybe: Vec<PushRecipient> = notice.recipients.iter().copied().filter(|r| !r.quiet || r.mentioned).collect();
+        if maybe.is_empty() {
             return Ok(());
         }
         let online: std::collections::HashSet<UserId> =
-            self.0.hub.online(wanted.iter().map(|r| r.user).collect()).await.into_iter().collect();
-        let offline: Vec<PushRecipient> = wanted.into_iter().filter(|r| !online.contains(&r.user)).collect();
+            self.0.hub.online(maybe.iter().map(|r| r.user).collect()).await.into_iter().collect();
+        let offline: Vec<PushRecipient> = maybe.into_iter().filter(|r| !online.contains(&r.user)).collect();
         if offline.is_empty() {
             return Ok(());
         }
         let ids: Vec<i64> = offline.iter().map(|r| r.user.0).collect();
         let now = self.0.clock.now_ms();
         let (sender, group) = (notice.sender.0, notice.group);
-        let (targets, sender_name, group_name) = self
+        let (found, targets, sender_name, group_name) = self
             .0
             .db
             .read(move |c| {
+                let settings = q::settings_of(c, &ids)?;
                 let targets = q::of_users(c, &ids, now)?;
                 let name = users::find(c, sender)?.map(|u| u.nickname).unwrap_or_default();
                 let group = match group {
                     Some(g) => groups::find(c, g)?.map(|g| g.name),
                     None => None,
                 };
-                Ok((targets, name, group))
+                Ok((settings, targets, name, group))
             })
             .await
             .map_err(|e| e.to_string())?;
+        let settings: HashMap<i64, PushSettings> = found.into_iter().collect();
+        let of = |u: UserId| settings.get(&u.0).copied().unwrap_or_default();
+        let offline: Vec<PushRecipient> =
+            offline.into_iter().filter(|r| !r.quiet || (r.mentioned && of(r.user).mentions_break_mute)).collect();
         let by_user: HashMap<UserId, PushRecipient> = offline.iter().map(|r| (r.user, *r)).collect();
         let described = Arc::new(Described { notice, sender_name, group_name });
         for target in targets {

@@ -101,7 +101,7 @@ impl From<PushTarget> for PushTargetView {
 /// The device must be a live device of mine.
 async fn my_device(state: &AppState, me: &Authed, device: i64) -> ApiResult<()> {
     let (uid, now) = (me.user.id, state.clock.now_ms());
-    if state.db.read(move |c| q::device_is_live(c, uid, device, now)).await? {
+    if state.db.read(move |c| schema::db::devices::is_live(c, uid, device, now)).await? {
         Ok(())
     } else {
         Err(ApiError::new(ErrorCode::DeviceNotFound, "no such live device of yours"))
